@@ -1,0 +1,51 @@
+"""How TFRecord shards lie under a data root, and how ExampleGen reads them.
+
+A data root holds shards directly, or one folder per span (`span-1/`,
+`span-2/`, ...; ExampleGen takes the latest), and either may hold `train/` and
+`eval/` folders, which are then used as the split instead of a 4:1 hash split.
+"""
+from __future__ import annotations
+
+import re
+
+import tensorflow as tf
+from tfx.proto import example_gen_pb2
+
+SHARD_SUFFIX = ".tfrec"
+SPAN_PREFIX = "span-"
+SPLIT_DIRS = ("train", "eval")
+HASH_SPLIT = (("train", 4), ("eval", 1))
+
+
+def spans(data_root: str) -> list[int]:
+    """Span numbers present under `data_root`, ascending."""
+    if not tf.io.gfile.isdir(data_root):
+        return []
+    found = (re.fullmatch(rf"{SPAN_PREFIX}(\d+)/?", n) for n in tf.io.gfile.listdir(data_root))
+    return sorted(int(m.group(1)) for m in found if m)
+
+
+def span_dir(data_root: str, span: int) -> str:
+    return f"{data_root.rstrip('/')}/{SPAN_PREFIX}{span}"
+
+
+def example_gen_configs(data_root: str) -> tuple[example_gen_pb2.Input, example_gen_pb2.Output | None]:
+    """ImportExampleGen's input config, and its output config (None when the
+    input already carries its split)."""
+    prefix = f"{SPAN_PREFIX}{{SPAN}}/" if spans(data_root) else ""
+    first = span_dir(data_root, spans(data_root)[-1]) if prefix else data_root
+    if all(tf.io.gfile.isdir(f"{first}/{s}") for s in SPLIT_DIRS):
+        splits = [
+            example_gen_pb2.Input.Split(name=s, pattern=f"{prefix}{s}/*{SHARD_SUFFIX}")
+            for s in SPLIT_DIRS
+        ]
+        return example_gen_pb2.Input(splits=splits), None
+    single = example_gen_pb2.Input(
+        splits=[example_gen_pb2.Input.Split(name="single_split", pattern=f"{prefix}*{SHARD_SUFFIX}")]
+    )
+    hashed = example_gen_pb2.Output(
+        split_config=example_gen_pb2.SplitConfig(
+            splits=[example_gen_pb2.SplitConfig.Split(name=n, hash_buckets=b) for n, b in HASH_SPLIT]
+        )
+    )
+    return single, hashed

@@ -1,0 +1,2 @@
+"""flowers: kubeflow."""
+import flowers.pipeline  # noqa: F401  (selects Keras 2 before TensorFlow loads)
