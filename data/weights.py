@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 
-from flowers.pipeline.config import _package_data
+from flowers.pipeline.config import package_data
 
 # The official Keras no-top file for alpha 0.5 (224 rows; loads at 192 px too).
 BUNDLED = {
@@ -33,7 +33,7 @@ def resolve(weights: str, alpha: float) -> str | None:
                 "pass weights=imagenet when online, or weights=PATH to a Keras no-top .h5 file"
             )
         name, digest = BUNDLED[alpha]
-        return verified(_package_data("weights", name), digest)
+        return verified(package_data("weights", name), digest)
     if not os.path.isfile(weights):
         raise WeightsError(f"weights file {weights} does not exist (or use bundled, imagenet, none)")
     return weights

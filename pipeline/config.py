@@ -14,14 +14,14 @@ from typing import Any, Mapping
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
 
-def _package_data(*parts: str) -> str:
+def package_data(*parts: str) -> str:
     """A file shipped in `flowers.data`, editable or installed alike."""
     import importlib.resources
 
     return str(importlib.resources.files("flowers.data").joinpath(*parts))
 
-SAMPLE_DATA = _package_data("sample")
-CURATED_SCHEMA = _package_data("schema")
+SAMPLE_DATA = package_data("sample")
+CURATED_SCHEMA = package_data("schema")
 LOCAL_BEAM_ARGS = ("--direct_running_mode=multi_processing", "--direct_num_workers=0")
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +46,8 @@ class TrainingConfig:
     fine_tune_learning_rate: float = 1e-5
     early_stopping_patience: int = 3
     seed: int = 42
+    # TPU name or address ("local" on a TPU VM); empty uses $TPU_NAME if set.
+    tpu: str = ""
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)

@@ -1,0 +1,52 @@
+"""TFMA configuration: what the Evaluator measures and the gates a model must pass."""
+from __future__ import annotations
+
+import tensorflow_model_analysis as tfma
+
+from flowers.pipeline import features
+from flowers.pipeline.config import PipelineConfig
+
+ACCURACY = "sparse_categorical_accuracy"
+OVERALL = tfma.SlicingSpec()
+# Accuracy within the slice of one true class is that class's recall.
+PER_CLASS = tfma.SlicingSpec(feature_keys=[features.CLASS_KEY])
+
+
+def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
+    """Overall and per-class metrics; overall accuracy gated by an absolute
+    floor and (against the last blessed model) a maximum drop."""
+    gate = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_accuracy}),
+        # A tiny slack lets an equally good model through when no drop is allowed.
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+            absolute={"value": -config.max_accuracy_drop - 1e-10},
+        ),
+    )
+    metrics = tfma.MetricsSpec(
+        metrics=[
+            tfma.MetricConfig(
+                class_name="SparseCategoricalAccuracy",
+                per_slice_thresholds=[tfma.PerSliceMetricThreshold(slicing_specs=[OVERALL], threshold=gate)],
+            ),
+            tfma.MetricConfig(class_name="ExampleCount"),
+            tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
+        ]
+    )
+    one_vs_rest = tfma.MetricsSpec(
+        binarize=tfma.BinarizationOptions(class_ids={"values": list(range(features.NUM_CLASSES))}),
+        metrics=[tfma.MetricConfig(class_name=n) for n in ("Precision", "Recall", "AUC")],
+    )
+    return tfma.EvalConfig(
+        model_specs=[
+            tfma.ModelSpec(
+                signature_name=features.EXAMPLES_SIGNATURE,
+                label_key=features.CLASS_KEY,
+                prediction_key=features.PROBABILITIES_OUTPUT,
+            )
+        ],
+        slicing_specs=[OVERALL, PER_CLASS],
+        metrics_specs=[metrics, one_vs_rest],
+        # The model's compiled loss wants one-hot labels; the examples carry ids.
+        options=tfma.Options(include_default_metrics={"value": False}),
+    )

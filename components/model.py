@@ -1,0 +1,78 @@
+"""The transfer model: an ImageNet MobileNetV2 backbone and a softmax head.
+
+Nothing here knows about data files; inputs are normalised [-1, 1] images.
+"""
+from __future__ import annotations
+
+import tf_keras as keras
+
+from flowers.data import weights as bundled_weights
+from flowers.pipeline import features
+from flowers.pipeline.config import TrainingConfig
+
+HEADS = ("pooling", "flatten")
+
+
+def build_model(cfg: TrainingConfig) -> keras.Model:
+    """Frozen backbone + head, compiled for the first (head-only) phase."""
+    if cfg.head not in HEADS:
+        raise ValueError(f"unknown head {cfg.head!r}; expected one of {', '.join(HEADS)}")
+    shape = (cfg.image_size, cfg.image_size, 3)
+    inputs = keras.Input(shape=shape, name=features.TRANSFORMED_IMAGE_KEY)
+    x = augmentation(cfg)(inputs) if cfg.augment else inputs
+    backbone = keras.applications.MobileNetV2(
+        input_shape=shape,
+        alpha=cfg.alpha,
+        include_top=False,
+        weights=bundled_weights.resolve(cfg.weights, cfg.alpha),
+    )
+    backbone.trainable = False
+    # training=False keeps BatchNormalization in inference mode, also once the
+    # top of the backbone is unfrozen for fine-tuning.
+    x = backbone(x, training=False)
+    if cfg.head == "flatten":
+        x = keras.layers.Flatten()(x)
+    else:
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        x = keras.layers.Dropout(cfg.dropout, seed=cfg.seed)(x)
+    outputs = keras.layers.Dense(features.NUM_CLASSES, activation="softmax", name=features.PROBABILITIES_OUTPUT)(x)
+    model = keras.Model(inputs, outputs, name=f"flowers_{cfg.head}")
+    _compile(model, cfg, cfg.learning_rate)
+    return model
+
+
+def augmentation(cfg: TrainingConfig) -> keras.Sequential:
+    """Random flips, zoom/crop and small colour changes; active only in training."""
+    seed = cfg.seed
+    return keras.Sequential(
+        [
+            keras.layers.RandomFlip("horizontal", seed=seed),
+            keras.layers.RandomZoom((-0.2, 0.0), seed=seed),
+            keras.layers.RandomBrightness(0.1, value_range=(-1.0, 1.0), seed=seed),
+            keras.layers.RandomContrast(0.1, seed=seed),
+        ],
+        name="augmentation",
+    )
+
+
+def backbone_of(model: keras.Model) -> keras.Model:
+    return next(layer for layer in model.layers if isinstance(layer, keras.Model) and layer.name.startswith("mobilenet"))
+
+
+def unfreeze_top(model: keras.Model, cfg: TrainingConfig) -> None:
+    """Second phase: train the top `fine_tune_layers` of the backbone (not its
+    BatchNormalization layers) at `fine_tune_learning_rate`; recompiles."""
+    backbone = backbone_of(model)
+    backbone.trainable = True
+    cut = len(backbone.layers) - cfg.fine_tune_layers
+    for i, layer in enumerate(backbone.layers):
+        layer.trainable = i >= cut and not isinstance(layer, keras.layers.BatchNormalization)
+    _compile(model, cfg, cfg.fine_tune_learning_rate)
+
+
+def _compile(model: keras.Model, cfg: TrainingConfig, learning_rate: float) -> None:
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+    )

@@ -1,0 +1,18 @@
+"""Run the pipeline here: TFX LocalDagRunner, Beam DirectRunner, ML Metadata in SQLite."""
+from __future__ import annotations
+
+import os
+
+from tfx import v1 as tfx
+
+from flowers.pipeline.config import PipelineConfig
+from flowers.pipeline.pipeline import create_pipeline
+
+
+def metadata_config(config: PipelineConfig):
+    return tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
+
+
+def run(config: PipelineConfig) -> None:
+    os.makedirs(config.output_dir, exist_ok=True)
+    tfx.orchestration.LocalDagRunner().run(create_pipeline(config, metadata_config(config)))

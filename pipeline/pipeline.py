@@ -1,0 +1,96 @@
+"""The flowers TFX pipeline: one definition for every runner."""
+from __future__ import annotations
+
+from tfx import v1 as tfx
+from tfx.proto import transform_pb2
+
+from flowers.components.evaluation import eval_config
+from flowers.components.trainer import TRAINING_CONFIG_KEY
+from flowers.data.layout import example_gen_configs
+from flowers.pipeline.config import PipelineConfig
+
+TRANSFORM_FN = "flowers.components.transform.preprocessing_fn"
+RUN_FN = "flowers.components.trainer.run_fn"
+TUNER_FN = "flowers.components.tuner.tuner_fn"
+
+
+def create_components(config: PipelineConfig) -> list:
+    """The component DAG, read top to bottom."""
+    input_config, output_config = example_gen_configs(config.data_root)
+    example_gen = tfx.components.ImportExampleGen(
+        input_base=config.data_root, input_config=input_config, output_config=output_config
+    )
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    if config.schema_dir:
+        schema_gen = tfx.components.ImportSchemaGen(schema_file=f"{config.schema_dir}/schema.pbtxt")
+    else:
+        schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"])
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+    )
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn=TRANSFORM_FN,
+        custom_config={"image_size": config.training.image_size},
+        # The graph is applied in the Trainer's input pipeline and the served
+        # model; storing decoded floats would cost ~30x the JPEG bytes.
+        materialize=False,
+        disable_statistics=True,
+        splits_config=transform_pb2.SplitsConfig(analyze=["train"]),
+    )
+    custom_config = {TRAINING_CONFIG_KEY: config.training.to_json()}
+    components = [example_gen, statistics_gen, schema_gen, example_validator, transform]
+    hyperparameters = None
+    if config.tune:
+        tuner = tfx.components.Tuner(
+            tuner_fn=TUNER_FN,
+            examples=example_gen.outputs["examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            schema=schema_gen.outputs["schema"],
+            train_args=tfx.proto.TrainArgs(),
+            eval_args=tfx.proto.EvalArgs(),
+            custom_config={**custom_config, "trials": config.tuner_trials},
+        )
+        components.append(tuner)
+        hyperparameters = tuner.outputs["best_hyperparameters"]
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=example_gen.outputs["examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        hyperparameters=hyperparameters,
+        train_args=tfx.proto.TrainArgs(),
+        eval_args=tfx.proto.EvalArgs(),
+        custom_config=custom_config,
+    )
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=model_resolver.outputs["model"],
+        eval_config=eval_config(config),
+    )
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir)
+        ),
+    )
+    return components + [trainer, model_resolver, evaluator, pusher]
+
+
+def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> tfx.dsl.Pipeline:
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        components=create_components(config),
+        enable_cache=config.enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(config.beam_args),
+    )

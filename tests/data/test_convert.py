@@ -1,0 +1,79 @@
+import os
+import shutil
+
+import pytest
+import tensorflow as tf
+
+from flowers.data import convert, layout
+from flowers.pipeline import features
+
+
+def read_shards(paths):
+    return [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(paths)]
+
+
+def test_round_trip_keeps_labs_format(photos_dir, tmp_path):
+    wide = tf.io.encode_jpeg(tf.zeros([60, 150, 3], tf.uint8)).numpy()
+    (tmp_path / "photos").mkdir()
+    shutil.copytree(photos_dir, tmp_path / "photos", dirs_exist_ok=True)
+    (tmp_path / "photos" / "tulips" / "wide.jpg").write_bytes(wide)
+
+    result = convert.convert(str(tmp_path / "photos"), str(tmp_path / "out"), image_size=64, num_shards=3)
+
+    assert result.converted == 16 and result.skipped == []
+    assert len(result.shards) == 3 and all(p.endswith(layout.SHARD_SUFFIX) for p in result.shards)
+    examples = read_shards(result.shards)
+    assert len(examples) == 16
+    for ex in examples:
+        f = ex.features.feature
+        index = f[features.CLASS_KEY].int64_list.value[0]
+        assert f[features.LABEL_KEY].bytes_list.value[0].decode() == features.CLASS_NAMES[index]
+        assert list(f[features.ONE_HOT_KEY].float_list.value) == features.one_hot(index)
+        assert list(f[features.SIZE_KEY].int64_list.value) == [64, 64]
+        image = tf.io.decode_jpeg(f[features.IMAGE_KEY].bytes_list.value[0])
+        assert image.shape == (64, 64, 3)  # wide photo too: centre-cropped square
+    counts = [sum(e.features.feature[features.CLASS_KEY].int64_list.value[0] == i for e in examples) for i in range(5)]
+    assert counts == [3, 3, 3, 3, 4]
+    assert not [n for n in os.listdir(tmp_path / "out") if n.startswith(".staging")]
+
+
+def test_bad_files_are_skipped_and_named(photos_dir, tmp_path):
+    shutil.copytree(photos_dir, tmp_path / "photos")
+    bad = tmp_path / "photos" / "roses" / "notes.jpg"
+    bad.write_text("not an image")
+
+    result = convert.convert(str(tmp_path / "photos"), str(tmp_path / "out"), image_size=32)
+
+    assert result.skipped == [str(bad)]
+    assert result.converted == 15
+    assert len(read_shards(result.shards)) == 15
+
+
+def test_unknown_class_folder_is_an_error(photos_dir, tmp_path):
+    shutil.copytree(photos_dir, tmp_path / "photos")
+    (tmp_path / "photos" / "orchids").mkdir()
+    with pytest.raises(convert.ConversionError, match="unknown class folder.*orchids"):
+        convert.convert(str(tmp_path / "photos"), str(tmp_path / "out"))
+
+
+def test_folder_without_images_is_an_error(tmp_path):
+    (tmp_path / "photos" / "daisy").mkdir(parents=True)
+    with pytest.raises(convert.ConversionError, match="no images found"):
+        convert.convert(str(tmp_path / "photos"), str(tmp_path / "out"))
+
+
+def test_failed_conversion_leaves_no_shards(photos_dir, tmp_path):
+    shutil.copytree(photos_dir, tmp_path / "photos")
+    # A folder where a photo should be makes the Beam job fail part-way.
+    (tmp_path / "photos" / "daisy" / "broken.jpg").mkdir()
+    with pytest.raises(Exception):
+        convert.convert(str(tmp_path / "photos"), str(tmp_path / "out"), image_size=32)
+    assert os.listdir(tmp_path / "out") == []
+
+
+def test_add_span_writes_the_next_span(photos_dir, tmp_path):
+    root = tmp_path / "root"
+    first = convert.add_span(photos_dir, str(root), image_size=32, num_shards=1)
+    second = convert.add_span(photos_dir, str(root), image_size=32, num_shards=1)
+    assert first.out_dir.endswith("span-1") and second.out_dir.endswith("span-2")
+    assert layout.spans(str(root)) == [1, 2]

@@ -1,0 +1,15 @@
+from google.protobuf import text_format
+from tensorflow_metadata.proto.v0 import schema_pb2
+
+from flowers.pipeline import features
+from flowers.pipeline.config import CURATED_SCHEMA
+
+
+def test_curated_schema_matches_feature_keys_and_classes():
+    with open(f"{CURATED_SCHEMA}/schema.pbtxt") as f:
+        schema = text_format.Parse(f.read(), schema_pb2.Schema())
+    by_name = {f.name: f for f in schema.feature}
+    assert set(by_name) == {features.IMAGE_KEY, features.CLASS_KEY, features.LABEL_KEY, features.SIZE_KEY, features.ONE_HOT_KEY}
+    assert (by_name[features.CLASS_KEY].int_domain.min, by_name[features.CLASS_KEY].int_domain.max) == (0, features.NUM_CLASSES - 1)
+    assert tuple(schema.string_domain[0].value) == features.CLASS_NAMES
+    assert by_name[features.ONE_HOT_KEY].shape.dim[0].size == features.NUM_CLASSES
