@@ -76,6 +76,9 @@ class PipelineConfig:
     tuner_trials: int = 4
     beam_args: tuple[str, ...] = LOCAL_BEAM_ARGS
     enable_cache: bool = True
+    # Container image named by the compiled Kubeflow spec (kubeflow/Dockerfile);
+    # push it where the cluster can pull it and set e.g. gcr.io/PROJECT/flowers:TAG.
+    image: str = "flowers:latest"
 
     @property
     def pipeline_root(self) -> str:

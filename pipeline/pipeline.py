@@ -14,11 +14,19 @@ RUN_FN = "flowers.components.trainer.run_fn"
 TUNER_FN = "flowers.components.tuner.tuner_fn"
 
 
-def create_components(config: PipelineConfig) -> list:
-    """The component DAG, read top to bottom."""
+def create_components(config: PipelineConfig, data_root=None, trainer_config=None, evaluator_config=None) -> list:
+    """The component DAG, read top to bottom.
+
+    The optional values replace what the config gives ImportExampleGen's
+    `input_base`, the Trainer's `custom_config` and the Evaluator's
+    `eval_config`; the Kubeflow runner passes TFX RuntimeParameters there. The
+    data layout (spans, splits) is still read from `config.data_root`.
+    """
     input_config, output_config = example_gen_configs(config.data_root)
     example_gen = tfx.components.ImportExampleGen(
-        input_base=config.data_root, input_config=input_config, output_config=output_config
+        input_base=config.data_root if data_root is None else data_root,
+        input_config=input_config,
+        output_config=output_config,
     )
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     if config.schema_dir:
@@ -62,7 +70,7 @@ def create_components(config: PipelineConfig) -> list:
         hyperparameters=hyperparameters,
         train_args=tfx.proto.TrainArgs(),
         eval_args=tfx.proto.EvalArgs(),
-        custom_config=custom_config,
+        custom_config=custom_config if trainer_config is None else trainer_config,
     )
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -73,7 +81,7 @@ def create_components(config: PipelineConfig) -> list:
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
-        eval_config=eval_config(config),
+        eval_config=eval_config(config) if evaluator_config is None else evaluator_config,
     )
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
@@ -85,11 +93,12 @@ def create_components(config: PipelineConfig) -> list:
     return components + [trainer, model_resolver, evaluator, pusher]
 
 
-def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> tfx.dsl.Pipeline:
+def create_pipeline(config: PipelineConfig, metadata_connection_config=None, **run_time) -> tfx.dsl.Pipeline:
+    """`run_time`: the optional values of `create_components`."""
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=create_components(config),
+        components=create_components(config, **run_time),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_args),

@@ -2,27 +2,14 @@
 the suite needs neither network nor ../shared."""
 from __future__ import annotations
 
-import glob
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from flowers.pipeline import features  # noqa: E402
-from flowers.pipeline.config import SAMPLE_DATA  # noqa: E402
-
-SAMPLE_SHARDS = sorted(glob.glob(os.path.join(SAMPLE_DATA, "span-1", "*.tfrec")))
-
-
-def sample_examples(limit: int | None = None) -> list[tf.train.Example]:
-    examples = []
-    for record in tf.data.TFRecordDataset(SAMPLE_SHARDS):
-        examples.append(tf.train.Example.FromString(record.numpy()))
-        if limit and len(examples) == limit:
-            break
-    return examples
+from samples import sample_examples  # noqa: E402
 
 
 @pytest.fixture(scope="session")

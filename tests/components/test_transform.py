@@ -6,7 +6,7 @@ import tensorflow as tf
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-from conftest import sample_examples
+from samples import sample_examples
 from flowers.components.transform import preprocessing_fn
 from flowers.pipeline import features
 
