@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from typing import Sequence
 
@@ -52,8 +53,21 @@ def run(no_cache: bool, tune: bool, **options) -> None:
     from flowers.pipeline import local, results
 
     config = build_config(**options).override({"enable_cache": not no_cache, "tune": tune or None} if tune else {"enable_cache": not no_cache})
+    _show_progress()
     local.run(config)
     _print_summary(results.latest(config))
+
+
+def _show_progress() -> None:
+    """Print TFX's "Component X is running/finished" lines and nothing else of its INFO log."""
+    import logging
+
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.INFO)
+    absl_logging.get_absl_handler().addFilter(
+        lambda record: record.levelno >= logging.WARNING or record.getMessage().startswith("Component ")
+    )
 
 
 def _print_summary(summary) -> None:
@@ -62,6 +76,8 @@ def _print_summary(summary) -> None:
     click.echo(f"eval accuracy:  {acc} on {summary.eval_examples} eval examples")
     for name, recall in summary.per_class_recall.items():
         click.echo(f"  recall {name:<11} {recall:.4f}")
+    for split, problems in summary.anomalies.items():
+        click.echo(f"data anomalies in {split}: " + "; ".join(problems))
     click.echo(f"blessed:        {'yes' if summary.blessed else 'no'}")
     click.echo(f"pushed to:      {summary.pushed_to or 'not pushed (model not blessed)'}")
 
@@ -145,7 +161,13 @@ def sample(photos_dir: str, out_dir: str, per_class: int) -> None:
     _report(sampler.make_sample(photos_dir, out_dir, per_class))
 
 
+from flowers.kubeflow.cli import kubeflow as kubeflow_commands  # noqa: E402  (compile, submit, schedule, runs)
+cli.add_command(kubeflow_commands)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    # TensorFlow's C++ INFO lines drown the output a user needs; errors still show.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     try:
         cli.main(args=argv, standalone_mode=False)
     except click.exceptions.Abort:

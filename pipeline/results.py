@@ -5,7 +5,9 @@ import dataclasses
 import os
 
 import ml_metadata as mlmd
+import tensorflow as tf
 import tensorflow_model_analysis as tfma
+from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.dsl.compiler import constants
 from tfx.orchestration import metadata
 
@@ -24,6 +26,7 @@ class RunSummary:
     pushed_to: str | None
     model_uri: str | None
     executions: dict[str, str]  # component id -> last known state
+    anomalies: dict[str, list[str]]  # split -> "feature: description" found by ExampleValidator
 
 
 def store_for(config: PipelineConfig) -> mlmd.MetadataStore:
@@ -61,6 +64,7 @@ def summarize(store: mlmd.MetadataStore, run_id: str) -> RunSummary:
         ),
         model_uri=model.uri if model else None,
         executions=states,
+        anomalies=_anomalies(_last(outputs.get("ExampleAnomalies"))),
     )
 
 
@@ -97,6 +101,15 @@ def _last_artifact(artifacts):
 
 def _last(artifacts) -> str | None:
     return artifacts[-1].uri if artifacts else None
+
+
+def _anomalies(uri: str | None) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for path in tf.io.gfile.glob(f"{uri}/Split-*/SchemaDiff.pb") if uri else []:
+        anomalies = anomalies_pb2.Anomalies.FromString(tf.io.gfile.GFile(path, "rb").read())
+        split = os.path.basename(os.path.dirname(path))[len("Split-"):]
+        found[split] = [f"{name}: {info.description}" for name, info in sorted(anomalies.anomaly_info.items())]
+    return {split: lines for split, lines in found.items() if lines}
 
 
 def _metrics(uri: str) -> tuple[float | None, dict[str, float], int | None]:
