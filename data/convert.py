@@ -21,6 +21,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from flowers.components.images import decode_and_crop
 from flowers.data import layout
 from flowers.pipeline import features
+from flowers.pipeline.config import DEFAULT_SHARDS, TrainingConfig
 
 SHARD_PREFIX = "flowers"
 _SKIPPED = "skipped"
@@ -98,8 +99,8 @@ class _ToExample(beam.DoFn):
 def convert(
     photos_dir: str,
     out_dir: str,
-    image_size: int = 192,
-    num_shards: int = 2,
+    image_size: int = TrainingConfig.image_size,
+    num_shards: int = DEFAULT_SHARDS,
     beam_args: Sequence[str] = (),
 ) -> ConversionResult:
     """Convert `photos_dir` into shards in `out_dir` (created; must not hold shards)."""

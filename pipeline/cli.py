@@ -9,7 +9,7 @@ from typing import Sequence
 
 import click
 
-from flowers.pipeline.config import PipelineConfig
+from flowers.pipeline.config import DEFAULT_SHARDS, PipelineConfig, TrainingConfig
 
 # Errors a user can act on: printed as one message, never as a stack trace.
 USER_ERRORS = (ValueError, FileNotFoundError, LookupError, PermissionError)
@@ -126,11 +126,18 @@ def _report(result) -> None:
             click.echo(f"  {path}", err=True)
 
 
+def shard_options(fn):
+    """Shard-writing options shared by `data convert` and `data add-span`."""
+    fn = click.option("--shards", default=DEFAULT_SHARDS, show_default=True, help="Number of TFRecord shards.")(fn)
+    return click.option(
+        "--image-size", default=TrainingConfig().image_size, show_default=True, help="Side of the square crop, in pixels."
+    )(fn)
+
+
 @data.command()
 @click.argument("photos_dir", type=click.Path(file_okay=False))
 @click.argument("out_dir", type=click.Path(file_okay=False))
-@click.option("--image-size", default=192, show_default=True)
-@click.option("--shards", default=2, show_default=True)
+@shard_options
 def convert(photos_dir: str, out_dir: str, image_size: int, shards: int) -> None:
     """PHOTOS_DIR/<class>/*.jpg into labs-format TFRecord shards in OUT_DIR."""
     from flowers.data import convert as converter
@@ -141,8 +148,7 @@ def convert(photos_dir: str, out_dir: str, image_size: int, shards: int) -> None
 @data.command("add-span")
 @click.argument("photos_dir", type=click.Path(file_okay=False))
 @click.argument("data_root", type=click.Path(file_okay=False))
-@click.option("--image-size", default=192, show_default=True)
-@click.option("--shards", default=2, show_default=True)
+@shard_options
 def add_span(photos_dir: str, data_root: str, image_size: int, shards: int) -> None:
     """Convert new photos into DATA_ROOT/span-N+1, the span the next run trains on."""
     from flowers.data import convert as converter

@@ -22,6 +22,8 @@ def package_data(*parts: str) -> str:
 
 SAMPLE_DATA = package_data("sample")
 CURATED_SCHEMA = package_data("schema")
+# TFRecord shards a conversion writes unless told otherwise.
+DEFAULT_SHARDS = 2
 LOCAL_BEAM_ARGS = ("--direct_running_mode=multi_processing", "--direct_num_workers=0")
 
 @dataclasses.dataclass(frozen=True)
