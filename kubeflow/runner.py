@@ -1,0 +1,137 @@
+"""Compile the one pipeline definition for Kubeflow Pipelines (KFP v2 spec).
+
+`KubeflowV2DagRunner` turns `create_pipeline(config)` into a pipeline spec:
+a `.yaml` package holds the bare KFP `PipelineSpec` that `kfp.Client` uploads;
+a `.json` file holds the Vertex AI style `PipelineJob` (displayName,
+pipelineSpec, runtimeConfig). Nothing else differs from a local run:
+
+* the container image is `config.image` (built from kubeflow/Dockerfile);
+* `config.beam_args` reach every component's container unchanged (DirectRunner
+  with multi-processing inside the pod by default; DataflowRunner, Flink or
+  Spark runner arguments for a cluster);
+* three values are TFX RuntimeParameters that a run may override. TFX 1.16's
+  Kubeflow V2 compiler links a RuntimeParameter only when it is a component's
+  whole execution property (one nested in a dict or proto is serialised as
+  text, never substituted), so epochs and the accuracy gate travel inside the
+  Trainer's custom_config and the Evaluator's eval_config, as JSON strings
+  whose defaults are exactly what the local pipeline passes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+import os
+
+from tfx import v1 as tfx
+from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
+
+from flowers.pipeline.config import PipelineConfig
+from flowers.pipeline.pipeline import create_components, create_pipeline
+
+# Where kubeflow/Dockerfile installs the project (its WORKDIR); the editable
+# install keeps the bundled data under IMAGE_PROJECT_DIR/data.
+IMAGE_PROJECT_DIR = "/flowers"
+IMAGE_DATA_DIR = f"{IMAGE_PROJECT_DIR}/data"
+
+# Runtime parameter name -> (component id, execution property) it replaces.
+DATA_ROOT = "data_root"
+TRAINER_CONFIG = "trainer_config"
+EVAL_CONFIG = "eval_config"
+PARAMETERS = {
+    DATA_ROOT: ("ImportExampleGen", "input_base"),
+    TRAINER_CONFIG: ("Trainer", "custom_config"),
+    EVAL_CONFIG: ("Evaluator", "eval_config"),
+}
+_HOOK_ARGUMENT = {DATA_ROOT: "data_root", TRAINER_CONFIG: "trainer_config", EVAL_CONFIG: "evaluator_config"}
+
+
+def in_image(path: str) -> str:
+    """A path into the bundled package data, as the image sees it; any other
+    path or URI unchanged."""
+    local = str(importlib.resources.files("flowers.data"))
+    if path == local or path.startswith(local + os.sep):
+        return IMAGE_DATA_DIR + path[len(local):].replace(os.sep, "/")
+    return path
+
+
+def check_config(config: PipelineConfig) -> None:
+    """What a cluster needs that a laptop does not."""
+    if "://" not in config.output_dir and not os.path.isabs(config.output_dir):
+        raise ValueError(
+            f"output_dir {config.output_dir!r} is relative: on Kubeflow it must be a URI every pod can "
+            "write (gs://bucket/flowers) or an absolute path mounted in every pod"
+        )
+    if not config.image:
+        raise ValueError("image is empty: set the image built from kubeflow/Dockerfile (--image)")
+
+
+def runtime_values(config: PipelineConfig) -> dict[str, str]:
+    """Each runtime parameter's value for this config: exactly the execution
+    property the local pipeline gives that component (a local data root that
+    is bundled package data becomes the image's copy of it)."""
+    components = {c.id: c for c in create_components(config)}
+    values = {name: components[cid].exec_properties[prop] for name, (cid, prop) in PARAMETERS.items()}
+    values[DATA_ROOT] = in_image(values[DATA_ROOT])
+    for name, value in values.items():
+        if not isinstance(value, str):
+            raise TypeError(f"runtime parameter {name}: expected a string execution property, got {type(value)}")
+    return values
+
+
+def create_kubeflow_pipeline(config: PipelineConfig, values: dict[str, str]) -> tfx.dsl.Pipeline:
+    """The local pipeline definition, with the runtime parameters (these
+    values their defaults) and its bundled paths pointing into the image."""
+    check_config(config)
+    parameters = {
+        _HOOK_ARGUMENT[name]: tfx.dsl.experimental.RuntimeParameter(name=name, ptype=str, default=value)
+        for name, value in values.items()
+    }
+    # The layout (spans, train/eval folders) is read from config.data_root
+    # here, at compile time; the schema file is read by the component, in the pod.
+    in_pod = dataclasses.replace(config, schema_dir=in_image(config.schema_dir))
+    return create_pipeline(in_pod, **parameters)
+
+
+def compile_pipeline(config: PipelineConfig, package_path: str) -> str:
+    """Compile with KubeflowV2DagRunner and write the spec: the KFP package
+    (bare PipelineSpec) for a .yaml/.yml path, the Vertex AI PipelineJob for a
+    .json path. Returns the path written."""
+    if not package_path.endswith((".yaml", ".yml", ".json")):
+        raise ValueError(f"{package_path}: the package must end in .yaml (KFP) or .json (Vertex AI PipelineJob)")
+    values = runtime_values(config)
+    pipeline = create_kubeflow_pipeline(config, values)
+    runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
+        config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
+            default_image=config.image,
+            # Schema 2.1 writes parameter values as `constant` / `parameterType`,
+            # which KFP 2.x backends read; the 2.0 default writes the retired
+            # `constantValue` / `type` fields (and cannot be written as YAML
+            # once runtime parameters exist).
+            use_pipeline_spec_2_1=True,
+        ),
+        output_dir=os.path.dirname(os.path.abspath(package_path)),
+        output_filename=os.path.basename(package_path),
+    )
+    if package_path.endswith(".json"):
+        # The PipelineJob carries the defaults in runtimeConfig.parameterValues.
+        runner.run(pipeline, parameter_values=values)
+        return package_path
+    job = runner.run(pipeline, parameter_values=values, write_out=False)
+    spec = job["pipelineSpec"]
+    # A KFP package has no runtimeConfig, and TFX 1.16 leaves the root's
+    # parameter definitions without defaults: put them where KFP reads them.
+    for name, value in values.items():
+        spec["root"]["inputDefinitions"]["parameters"][name]["defaultValue"] = value
+    _write_yaml(spec, package_path)
+    return package_path
+
+
+def _write_yaml(spec: dict, package_path: str) -> None:
+    import yaml
+
+    os.makedirs(os.path.dirname(os.path.abspath(package_path)), exist_ok=True)
+    with open(package_path, "w") as f:
+        f.write(f"# KFP pipeline spec of {spec['pipelineInfo']['name']}, compiled by {spec['sdkVersion']}\n")
+        f.write("# KubeflowV2DagRunner; written by `flowers kubeflow compile`.\n")
+        yaml.safe_dump(spec, f, sort_keys=True)
+

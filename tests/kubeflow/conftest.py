@@ -1,0 +1,124 @@
+"""Fixtures for the Kubeflow tests: a loopback stand-in for the KFP API server
+that records what the kfp client sends, and a kfp environment with no
+credentials or context of the machine's user."""
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+API = "/apis/v2beta1"
+CREATED_AT = "2026-01-02T03:04:05Z"
+REFUSED_EXPERIMENT = "refused"  # creating it answers HTTP 500
+
+
+class RecordingKfpServer:
+    """Answers the few KFP v2beta1 REST calls the client makes and keeps every request."""
+
+    API = API
+    REFUSED_EXPERIMENT = REFUSED_EXPERIMENT
+
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.experiments: dict[str, dict] = {}
+        self.runs: list[dict] = []
+        self._ids = itertools.count(1)
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep pytest output clean
+                pass
+
+            def do_GET(self):
+                server._handle(self, "GET")
+
+            def do_POST(self):
+                server._handle(self, "POST")
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def bodies(self, method: str, path: str) -> list[dict]:
+        return [r["body"] for r in self.requests if r["method"] == method and r["path"] == API + path]
+
+    def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+        url = urllib.parse.urlsplit(handler.path)
+        length = int(handler.headers.get("Content-Length") or 0)
+        raw = handler.rfile.read(length) if length else b""
+        record = {
+            "method": method,
+            "path": url.path,
+            "query": dict(urllib.parse.parse_qsl(url.query)),
+            "headers": dict(handler.headers),
+            "body": json.loads(raw) if raw else None,
+        }
+        self.requests.append(record)
+        status, answer = self._answer(record)
+        payload = json.dumps(answer).encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(payload)))
+        handler.end_headers()
+        handler.wfile.write(payload)
+
+    def _answer(self, r: dict) -> tuple[int, dict]:
+        route = (r["method"], r["path"])
+        if route == ("GET", f"{API}/healthz"):
+            return 200, {"multi_user": False}
+        if route == ("GET", f"{API}/experiments"):
+            predicate = json.loads(r["query"].get("filter", "{}")).get("predicates", [{}])[0]
+            wanted = predicate.get("stringValue", predicate.get("string_value"))
+            found = [e for name, e in self.experiments.items() if name == wanted]
+            return 200, ({"experiments": found, "total_size": len(found)} if found else {})
+        if route == ("POST", f"{API}/experiments"):
+            if r["body"]["display_name"] == REFUSED_EXPERIMENT:
+                return 500, {"error": "experiment store unavailable", "code": 13}
+            experiment = {**r["body"], "experiment_id": f"experiment-{next(self._ids)}", "created_at": CREATED_AT}
+            self.experiments[experiment["display_name"]] = experiment
+            return 200, experiment
+        if route == ("POST", f"{API}/runs"):
+            run = {**r["body"], "run_id": f"run-{next(self._ids)}", "state": "PENDING", "created_at": CREATED_AT}
+            self.runs.insert(0, run)
+            return 200, run
+        if route == ("GET", f"{API}/runs"):
+            runs = self.runs[: int(r["query"].get("page_size", 10))]
+            return 200, ({"runs": runs, "total_size": len(runs)} if runs else {})
+        if route == ("POST", f"{API}/recurringruns"):
+            return 200, {**r["body"], "recurring_run_id": f"recurring-{next(self._ids)}", "status": "ENABLED"}
+        return 404, {"error": f"no route {r['method']} {r['path']}", "code": 5}
+
+
+@pytest.fixture
+def kfp_home(tmp_path, monkeypatch):
+    """A HOME with no kfp context, and no KF_PIPELINES_* settings of the user."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("KF_PIPELINES_ENDPOINT", "KF_PIPELINES_UI_ENDPOINT", "KF_PIPELINES_IAP_OAUTH2_CLIENT_ID",
+                 "KF_PIPELINES_APP_OAUTH2_CLIENT_ID", "KF_PIPELINES_APP_OAUTH2_CLIENT_SECRET",
+                 "KF_PIPELINES_DEFAULT_EXPERIMENT_NAME", "KF_PIPELINES_OVERRIDE_EXPERIMENT_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    import kfp
+
+    # kfp resolves ~/.config/kfp/context.json when it is imported, not per client.
+    monkeypatch.setattr(kfp.Client, "_LOCAL_KFP_CONTEXT", str(home / ".config" / "kfp" / "context.json"))
+    return home
+
+
+@pytest.fixture
+def kfp_server(kfp_home):
+    with RecordingKfpServer() as server:
+        yield server

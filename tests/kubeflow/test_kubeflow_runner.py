@@ -1,0 +1,163 @@
+"""The compiled KFP v2 spec is the local pipeline: same components and
+dependencies, the configured image and Beam arguments, runtime parameters
+whose defaults are the local values."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import tensorflow_model_analysis as tfma
+import yaml
+from google.protobuf import json_format
+from kfp.client import client as kfp_client_module
+from kfp.pipeline_spec import pipeline_spec_pb2
+from tfx import v1 as tfx
+
+from flowers.components.evaluation import eval_config
+from flowers.components.trainer import TRAINING_CONFIG_KEY
+from flowers.kubeflow import runner
+from flowers.pipeline.config import CURATED_SCHEMA, SAMPLE_DATA, PipelineConfig, TrainingConfig
+from flowers.pipeline.pipeline import create_components, create_pipeline
+
+CONFIG = PipelineConfig(output_dir="gs://flowers-test/run", image="registry.example/flowers:test")
+DATAFLOW = ("--runner=DataflowRunner", "--project=my-project", "--region=europe-west4", "--temp_location=gs://flowers-test/tmp")
+RUN_EXECUTOR = ["python", "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]
+
+
+def compile_to(config: PipelineConfig, path) -> dict:
+    runner.compile_pipeline(config, str(path))
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory):
+    path = tmp_path_factory.mktemp("kfp") / "flowers.yaml"
+    runner.compile_pipeline(CONFIG, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def spec(package) -> dict:
+    return yaml.safe_load(package.read_text())
+
+
+def tasks(spec: dict) -> dict:
+    return spec["root"]["dag"]["tasks"]
+
+
+def containers(spec: dict) -> dict:
+    executors = spec["deploymentSpec"]["executors"]
+    return {name: e["container"] for name, e in executors.items() if "container" in e}
+
+
+def test_spec_parses_with_kfp_pipeline_spec_protos(package, spec):
+    parsed = json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())  # strict: no unknown field
+    assert parsed.pipeline_info.name == CONFIG.pipeline_name
+    assert parsed.schema_version == "2.1.0"
+    assert parsed.sdk_version == "tfx-1.16.0"
+    # The very loader kfp.Client uses before it uploads a package.
+    assert kfp_client_module._extract_pipeline_yaml(str(package)).pipeline_spec == parsed
+
+
+@pytest.mark.parametrize("tune", [False, True])
+def test_every_local_component_is_a_task_with_the_same_dependencies(tmp_path, tune):
+    config = CONFIG.override({"tune": tune})
+    spec = compile_to(config, tmp_path / "p.yaml")
+    local = create_pipeline(config).components  # what the local runner runs
+    resolvers = {c.id for c in local if isinstance(c, tfx.dsl.Resolver)}
+    assert resolvers == {"latest_blessed_model_resolver"}
+    # TFX compiles the latest-blessed-model Resolver into two query tasks.
+    task_of = {t: t.split("-")[0] if t.split("-")[0] in resolvers else t for t in tasks(spec)}
+    assert set(task_of.values()) == {c.id for c in local}
+    assert ("Tuner" in task_of) == tune
+    for component in local:
+        if component.id in resolvers:
+            continue
+        depends_on = {task_of[t] for t in tasks(spec)[component.id].get("dependentTasks", [])}
+        assert depends_on == {u.id for u in component.upstream_nodes}, component.id
+
+
+def test_every_container_runs_the_configured_image_and_beam_args(spec):
+    assert len(containers(spec)) == len(tasks(spec)) - 2  # all but the two resolver queries
+    for name, container in containers(spec).items():
+        assert container["image"] == CONFIG.image, name
+        assert container["command"] == RUN_EXECUTOR, name
+        assert container["args"][-len(CONFIG.beam_args):] == list(CONFIG.beam_args), name
+
+
+def test_runtime_parameters_carry_the_local_values_as_defaults(spec):
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    assert set(parameters) == {"data_root", "trainer_config", "eval_config"}
+    assert {p["parameterType"] for p in parameters.values()} == {"STRING"}
+    defaults = {name: p["defaultValue"] for name, p in parameters.items()}
+    assert defaults == runner.runtime_values(CONFIG)
+
+    # The bundled sample, as the image holds it.
+    assert defaults["data_root"] == "/flowers/data/sample"
+    training = TrainingConfig.from_json(json.loads(defaults["trainer_config"])[TRAINING_CONFIG_KEY])
+    assert training == CONFIG.training and training.epochs == 10
+    gate = json_format.Parse(defaults["eval_config"], tfma.EvalConfig())
+    assert gate == eval_config(CONFIG)
+
+    # Exactly what the local pipeline hands these components.
+    local = {c.id: c for c in create_components(CONFIG)}
+    assert local["ImportExampleGen"].exec_properties["input_base"] == SAMPLE_DATA
+    assert local["Trainer"].exec_properties["custom_config"] == defaults["trainer_config"]
+    assert local["Evaluator"].exec_properties["eval_config"] == defaults["eval_config"]
+
+    # ...and each component reads its parameter.
+    wiring = {name: (task, prop) for name, (task, prop) in runner.PARAMETERS.items()}
+    for name, (task, prop) in wiring.items():
+        assert tasks(spec)[task]["inputs"]["parameters"][prop] == {"componentInputParameter": name}
+
+
+def test_bundled_schema_is_read_from_the_image(spec):
+    schema_file = tasks(spec)["ImportSchemaGen"]["inputs"]["parameters"]["schema_file"]["runtimeValue"]["constant"]
+    assert schema_file == "/flowers/data/schema/schema.pbtxt"
+    assert runner.in_image(CURATED_SCHEMA) == "/flowers/data/schema"
+    assert runner.in_image("gs://bucket/schema") == "gs://bucket/schema"
+
+
+def test_compiling_twice_gives_the_same_spec(package, tmp_path):
+    again = tmp_path / "again.yaml"
+    runner.compile_pipeline(CONFIG, str(again))
+    assert again.read_bytes() == package.read_bytes()
+
+
+def test_overrides_reach_the_spec(tmp_path):
+    data_root = tmp_path / "photos-tfrecords"
+    for split in ("train", "eval"):
+        (data_root / split).mkdir(parents=True)
+    config = CONFIG.override(
+        {"data_root": str(data_root), "epochs": "3", "min_accuracy": "0.9", "image": "gcr.io/p/flowers:2", "beam_args": " ".join(DATAFLOW)}
+    )
+    spec = compile_to(config, tmp_path / "override.yaml")
+    defaults = {n: p["defaultValue"] for n, p in spec["root"]["inputDefinitions"]["parameters"].items()}
+    assert defaults["data_root"] == str(data_root)
+    assert json.loads(json.loads(defaults["trainer_config"])[TRAINING_CONFIG_KEY])["epochs"] == 3
+    threshold = json_format.Parse(defaults["eval_config"], tfma.EvalConfig()).metrics_specs[0].metrics[0]
+    assert threshold.per_slice_thresholds[0].threshold.value_threshold.lower_bound.value == 0.9
+    for container in containers(spec).values():
+        assert container["image"] == "gcr.io/p/flowers:2"
+        assert container["args"][-len(DATAFLOW):] == list(DATAFLOW)  # passed through unchanged
+    # The layout of the data root (train/ and eval/ folders) is read at compile time.
+    input_config = tasks(spec)["ImportExampleGen"]["inputs"]["parameters"]["input_config"]["runtimeValue"]["constant"]
+    assert [s["pattern"] for s in json.loads(input_config)["splits"]] == ["train/*.tfrec", "eval/*.tfrec"]
+
+
+def test_vertex_pipeline_job_json(tmp_path):
+    path = tmp_path / "flowers.json"
+    runner.compile_pipeline(CONFIG, str(path))
+    job = json.loads(path.read_text())
+    parsed = json_format.ParseDict(job, pipeline_spec_pb2.PipelineJob())
+    assert parsed.display_name == CONFIG.pipeline_name
+    assert job["runtimeConfig"]["gcsOutputDirectory"] == CONFIG.pipeline_root
+    assert job["runtimeConfig"]["parameterValues"] == runner.runtime_values(CONFIG)
+
+
+def test_a_relative_output_dir_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="output_dir 'outputs' is relative"):
+        runner.compile_pipeline(PipelineConfig(), str(tmp_path / "p.yaml"))
+    with pytest.raises(ValueError, match=r"must end in \.yaml"):
+        runner.compile_pipeline(CONFIG, str(tmp_path / "p.txt"))
