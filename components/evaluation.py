@@ -14,15 +14,19 @@ PER_CLASS = tfma.SlicingSpec(feature_keys=[features.CLASS_KEY])
 
 def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
     """Overall and per-class metrics; overall accuracy gated by an absolute
-    floor and (against the last blessed model) a maximum drop."""
+    floor and, with `compare_to_blessed`, a maximum drop against the last
+    blessed model."""
     gate = tfma.MetricThreshold(
         value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_accuracy}),
-        # A tiny slack lets an equally good model through when no drop is allowed.
-        change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-            absolute={"value": -config.max_accuracy_drop - 1e-10},
-        ),
     )
+    if config.compare_to_blessed:
+        # A tiny slack lets an equally good model through when no drop is allowed.
+        gate.change_threshold.CopyFrom(
+            tfma.GenericChangeThreshold(
+                direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                absolute={"value": -config.max_accuracy_drop - 1e-10},
+            )
+        )
     metrics = tfma.MetricsSpec(
         metrics=[
             tfma.MetricConfig(

@@ -74,6 +74,10 @@ class PipelineConfig:
     # below the last blessed model's (0 means no regression at all).
     min_accuracy: float = 0.75
     max_accuracy_drop: float = 0.0
+    # Compare with the latest blessed model (a Resolver feeds the Evaluator a
+    # baseline). Open-source KFP 2.x cannot run Resolver tasks: set it false
+    # there; the absolute accuracy gate stays.
+    compare_to_blessed: bool = True
     tune: bool = False
     tuner_trials: int = 4
     beam_args: tuple[str, ...] = LOCAL_BEAM_ARGS

@@ -72,15 +72,17 @@ def create_components(config: PipelineConfig, data_root=None, trainer_config=Non
         eval_args=tfx.proto.EvalArgs(),
         custom_config=custom_config if trainer_config is None else trainer_config,
     )
-    model_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
+    evaluator_inputs = dict(examples=example_gen.outputs["examples"], model=trainer.outputs["model"])
+    if config.compare_to_blessed:
+        model_resolver = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        ).with_id("latest_blessed_model_resolver")
+        components.append(model_resolver)
+        evaluator_inputs["baseline_model"] = model_resolver.outputs["model"]
     evaluator = tfx.components.Evaluator(
-        examples=example_gen.outputs["examples"],
-        model=trainer.outputs["model"],
-        baseline_model=model_resolver.outputs["model"],
+        **evaluator_inputs,
         eval_config=eval_config(config) if evaluator_config is None else evaluator_config,
     )
     pusher = tfx.components.Pusher(
@@ -90,7 +92,7 @@ def create_components(config: PipelineConfig, data_root=None, trainer_config=Non
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir)
         ),
     )
-    return components + [trainer, model_resolver, evaluator, pusher]
+    return components + [trainer, evaluator, pusher]
 
 
 def create_pipeline(config: PipelineConfig, metadata_connection_config=None, **run_time) -> tfx.dsl.Pipeline:

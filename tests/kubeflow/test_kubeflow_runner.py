@@ -161,3 +161,11 @@ def test_a_relative_output_dir_is_refused(tmp_path):
         runner.compile_pipeline(PipelineConfig(), str(tmp_path / "p.yaml"))
     with pytest.raises(ValueError, match=r"must end in \.yaml"):
         runner.compile_pipeline(CONFIG, str(tmp_path / "p.txt"))
+
+
+def test_open_source_kfp_build_has_no_resolver_tasks(tmp_path):
+    # compare_to_blessed=false: the form open-source KFP 2.x can run.
+    spec = compile_to(PipelineConfig(output_dir="gs://flowers-test/run", compare_to_blessed=False), tmp_path / "oss.yaml")
+    assert not [t for t in tasks(spec) if "resolver" in t]
+    assert len(containers(spec)) == len(tasks(spec))
+    assert "baseline_model" not in json.dumps(tasks(spec)["Evaluator"])
