@@ -29,6 +29,19 @@ def span_dir(data_root: str, span: int) -> str:
     return f"{data_root.rstrip('/')}/{SPAN_PREFIX}{span}"
 
 
+def check_data_root(data_root: str) -> None:
+    """A clear error unless ExampleGen will find shards under `data_root`."""
+    inputs, _ = example_gen_configs(data_root)
+    span = spans(data_root)
+    for split in inputs.splits:
+        pattern = split.pattern.replace("{SPAN}", str(span[-1]) if span else "")
+        if not tf.io.gfile.glob(f"{data_root.rstrip('/')}/{pattern}"):
+            raise FileNotFoundError(
+                f"{data_root}: no {SHARD_SUFFIX} shards match {pattern}; "
+                "make some with `flowers data convert PHOTOS_DIR OUT_DIR`"
+            )
+
+
 def example_gen_configs(data_root: str) -> tuple[example_gen_pb2.Input, example_gen_pb2.Output | None]:
     """ImportExampleGen's input config, and its output config (None when the
     input already carries its split)."""

@@ -24,3 +24,12 @@ def test_existing_split_folders_are_kept(tmp_path):
     inputs, outputs = layout.example_gen_configs(str(tmp_path))
     assert patterns(inputs) == {"train": "span-{SPAN}/train/*.tfrec", "eval": "span-{SPAN}/eval/*.tfrec"}
     assert outputs is None
+
+
+def test_data_root_without_shards_is_named(tmp_path):
+    import pytest
+
+    (tmp_path / "span-2").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"no \.tfrec shards match span-2/\*\.tfrec"):
+        layout.check_data_root(str(tmp_path))
+    layout.check_data_root(SAMPLE_DATA)

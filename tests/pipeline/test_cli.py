@@ -42,3 +42,8 @@ def test_predict_before_any_run(capsys, tmp_path, sample_jpeg):
 def test_bundled_weights_only_for_alpha_half(capsys):
     code, out = run_cli(capsys, "run", "--set", "alpha=0.35", "--output-dir", "/nonexistent/never-created")
     assert code == 2 and "weights=imagenet" in out.err
+
+
+def test_run_on_a_folder_without_shards(capsys, tmp_path):
+    code, out = run_cli(capsys, "run", "--data-root", str(tmp_path), "--output-dir", str(tmp_path / "out"))
+    assert code == 2 and str(tmp_path) in out.err and "flowers data convert" in out.err
