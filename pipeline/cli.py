@@ -65,7 +65,7 @@ def _show_progress() -> None:
     from absl import logging as absl_logging
 
     absl_logging.set_verbosity(absl_logging.INFO)
-    absl_logging.get_absl_handler().addFilter(
+    logging.getLogger("absl").addFilter(
         lambda record: record.levelno >= logging.WARNING or record.getMessage().startswith("Component ")
     )
 
@@ -79,6 +79,8 @@ def _print_summary(summary) -> None:
     for split, problems in summary.anomalies.items():
         click.echo(f"data anomalies in {split}: " + "; ".join(problems))
     click.echo(f"blessed:        {'yes' if summary.blessed else 'no'}")
+    for failure in summary.gate_failures:
+        click.echo(f"  gate failed:  {failure}")
     click.echo(f"pushed to:      {summary.pushed_to or 'not pushed (model not blessed)'}")
 
 

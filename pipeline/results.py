@@ -16,6 +16,9 @@ from flowers.pipeline import features
 from flowers.pipeline.config import PipelineConfig
 
 
+CANDIDATE = "candidate"  # TFMA's name for the evaluated model when a baseline is present
+
+
 @dataclasses.dataclass(frozen=True)
 class RunSummary:
     run_id: str
@@ -27,6 +30,7 @@ class RunSummary:
     model_uri: str | None
     executions: dict[str, str]  # component id -> last known state
     anomalies: dict[str, list[str]]  # split -> "feature: description" found by ExampleValidator
+    gate_failures: list[str]  # why the Evaluator did not bless, one line per failed threshold
 
 
 def store_for(config: PipelineConfig) -> mlmd.MetadataStore:
@@ -65,6 +69,7 @@ def summarize(store: mlmd.MetadataStore, run_id: str) -> RunSummary:
         model_uri=model.uri if model else None,
         executions=states,
         anomalies=_anomalies(_last(outputs.get("ExampleAnomalies"))),
+        gate_failures=_gate_failures(evaluation_uri),
     )
 
 
@@ -112,6 +117,22 @@ def _anomalies(uri: str | None) -> dict[str, list[str]]:
     return {split: lines for split, lines in found.items() if lines}
 
 
+def _gate_failures(uri: str | None) -> list[str]:
+    if not uri or not tf.io.gfile.glob(f"{uri}/validations*"):
+        return []
+    lines = []
+    for failure in tfma.load_validation_result(uri).metric_validations_per_slice:
+        for f in failure.failures:
+            value = f.metric_value.double_value.value
+            if f.metric_key.is_diff:
+                allowed = f.metric_threshold.change_threshold.absolute.value
+                lines.append(f"{f.metric_key.name} changed by {value:+.4f} against the last blessed model (allowed: {allowed:+.4f})")
+            else:
+                floor = f.metric_threshold.value_threshold.lower_bound.value
+                lines.append(f"{f.metric_key.name} {value:.4f} is below the threshold {floor:.4f}")
+    return lines
+
+
 def _metrics(uri: str) -> tuple[float | None, dict[str, float], int | None]:
     """Overall accuracy, recall per class (accuracy in its true-class slice), example count."""
     accuracy, count, recall = None, None, {}
@@ -119,7 +140,8 @@ def _metrics(uri: str) -> tuple[float | None, dict[str, float], int | None]:
         slice_key = tfma.slicer.deserialize_slice_key(record.slice_key)
         values = {}
         for kv in record.metric_keys_and_values:
-            if kv.key.HasField("sub_key") or kv.key.is_diff:
+            # Skip the baseline's own figures and diffs against it.
+            if kv.key.HasField("sub_key") or kv.key.is_diff or kv.key.model_name not in ("", CANDIDATE):
                 continue
             values[kv.key.name] = kv.value.double_value.value
         if not slice_key:

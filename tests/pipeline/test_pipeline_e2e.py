@@ -107,3 +107,22 @@ def test_history_and_predict_commands(run, photos_dir):
     row = json.loads(predicted.stdout.splitlines()[-1])
     assert row["file"] == photo and row["class"] in features.CLASS_NAMES
     assert sum(row["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_a_model_below_the_gate_is_not_pushed(run):
+    """Last in this file: a second run in the same place, with a gate the model
+    cannot pass. Caching reuses everything up to the Trainer."""
+    config, _ = run
+    first_push = serving.newest_pushed_model(config)
+    done = flowers_cli("run", "--output-dir", config.output_dir, "--min-accuracy", "0.999")
+    assert done.returncode == 0, done.stderr[-5000:]
+
+    store = results.store_for(config)
+    first_id, second_id = results.run_ids(store)[-2:]
+    second = results.summarize(store, second_id)
+    assert not second.blessed and second.pushed_to is None
+    assert any("below the threshold 0.9990" in line for line in second.gate_failures)
+    assert "blessed:        no" in done.stdout and "gate failed:  sparse_categorical_accuracy" in done.stdout
+    assert second.model_uri == results.summarize(store, first_id).model_uri  # the Trainer was cached
+    assert serving.newest_pushed_model(config) == first_push
+    assert os.listdir(config.serving_dir) == [os.path.basename(first_push)]
