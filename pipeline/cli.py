@@ -52,7 +52,11 @@ def run(no_cache: bool, tune: bool, **options) -> None:
     """Run the whole pipeline locally (LocalDagRunner, Beam DirectRunner)."""
     from flowers.pipeline import local, results
 
-    config = build_config(**options).override({"enable_cache": not no_cache, "tune": tune or None} if tune else {"enable_cache": not no_cache})
+    # The flags only switch on: `--set tune=true` works as well.
+    flags = {"enable_cache": False} if no_cache else {}
+    if tune:
+        flags["tune"] = True
+    config = build_config(**options).override(flags)
     _show_progress()
     local.run(config)
     _print_summary(results.latest(config))
