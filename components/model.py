@@ -4,6 +4,7 @@ Nothing here knows about data files; inputs are normalised [-1, 1] images.
 """
 from __future__ import annotations
 
+import tensorflow as tf
 import tf_keras as keras
 
 from flowers.data import weights as bundled_weights
@@ -42,17 +43,47 @@ def build_model(cfg: TrainingConfig) -> keras.Model:
 
 
 def augmentation(cfg: TrainingConfig) -> keras.Sequential:
-    """Random flips, zoom/crop and small colour changes; active only in training."""
+    """Random flips, rotation, zoom/crop and small colour changes; active only
+    in training (Keras preprocessing layers pass inputs through at inference)."""
     seed = cfg.seed
-    return keras.Sequential(
-        [
-            keras.layers.RandomFlip("horizontal", seed=seed),
-            keras.layers.RandomZoom((-0.2, 0.0), seed=seed),
-            keras.layers.RandomBrightness(0.1, value_range=(-1.0, 1.0), seed=seed),
-            keras.layers.RandomContrast(0.1, seed=seed),
-        ],
-        name="augmentation",
-    )
+    layers = [keras.layers.RandomFlip("horizontal", seed=seed)]
+    if cfg.augment_rotation > 0:
+        layers.append(keras.layers.RandomRotation(cfg.augment_rotation, fill_mode="reflect", seed=seed))
+    if cfg.augment_zoom > 0:
+        # Zoom in or out by up to the factor: objects keep their test-time
+        # scale on average.
+        layers.append(keras.layers.RandomZoom(cfg.augment_zoom, fill_mode="reflect", seed=seed))
+    if cfg.augment_color > 0:
+        layers.append(keras.layers.RandomBrightness(cfg.augment_color, value_range=(-1.0, 1.0), seed=seed))
+        layers.append(RandomContrast(cfg.augment_color, seed=seed))
+    return keras.Sequential(layers, name="augmentation")
+
+
+class RandomContrast(keras.layers.Layer):
+    """Scale each image's deviation from its mean by a random factor in
+    [1 - factor, 1 + factor], for images in [-1, 1]; only in training.
+
+    `keras.layers.RandomContrast` clips its output to [0, 255], which on
+    [-1, 1] inputs zeroes every negative value: training images would no
+    longer look like the ones the model is evaluated on.
+    """
+
+    def __init__(self, factor: float, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = factor
+        self.seed = seed
+
+    def call(self, images, training=None):
+        if not training:
+            return images
+        scale = tf.random.uniform(
+            [tf.shape(images)[0], 1, 1, 1], 1.0 - self.factor, 1.0 + self.factor, seed=self.seed
+        )
+        mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
+        return tf.clip_by_value((images - mean) * scale + mean, -1.0, 1.0)
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor, "seed": self.seed}
 
 
 def backbone_of(model: keras.Model) -> keras.Model:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -67,7 +68,13 @@ def input_dataset(
 
 
 def fit(model: keras.Model, train: tf.data.Dataset, val: tf.data.Dataset, cfg: TrainingConfig, log_dir: str) -> dict:
-    """Head-only phase, then fine-tuning of the backbone's top; the merged history."""
+    """Head-only phase, then fine-tuning of the backbone's top; the merged history.
+
+    Each phase stops early and keeps its best epoch by eval accuracy; if
+    fine-tuning never beats the head-only model, the head-only weights stay.
+    """
+    timer = EpochTimer()
+
     def callbacks():
         return [
             keras.callbacks.EarlyStopping(
@@ -75,11 +82,13 @@ def fit(model: keras.Model, train: tf.data.Dataset, val: tf.data.Dataset, cfg: T
             ),
             keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3, patience=max(1, cfg.early_stopping_patience - 1)),
             keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"),
+            timer,
         ]
 
     first = model.fit(train, validation_data=val, epochs=cfg.epochs, callbacks=callbacks(), verbose=2)
     history = {k: list(map(float, v)) for k, v in first.history.items()}
     if cfg.fine_tune_epochs > 0 and cfg.fine_tune_layers > 0:
+        head_only = _snapshot(model)
         model_lib.unfreeze_top(model, cfg)
         done = len(first.epoch)
         second = model.fit(
@@ -92,8 +101,36 @@ def fit(model: keras.Model, train: tf.data.Dataset, val: tf.data.Dataset, cfg: T
         )
         for k, v in second.history.items():
             history.setdefault(k, []).extend(map(float, v))
+        if max(second.history["val_accuracy"]) <= max(first.history.get("val_accuracy", [-1.0])):
+            log.info("fine-tuning did not beat the head-only model; keeping the head-only weights")
+            _restore(model, head_only)
+    history["epoch_seconds"] = timer.seconds
     history["phase"] = ["head"] * len(first.epoch) + ["fine_tune"] * (len(history["loss"]) - len(first.epoch))
     return history
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall seconds of each epoch (training and its evaluation), across phases."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(round(time.perf_counter() - self._start, 2))
+
+
+def _snapshot(model: keras.Model) -> dict:
+    # Keyed by variable, so restoring never depends on the order of model.weights.
+    return {v.ref(): v.numpy() for v in model.weights}
+
+
+def _restore(model: keras.Model, snapshot: dict) -> None:
+    for v in model.weights:
+        v.assign(snapshot[v.ref()])
 
 
 def export(model: keras.Model, tft_output: tft.TFTransformOutput, path: str) -> None:

@@ -36,16 +36,22 @@ class TrainingConfig:
     weights: str = "bundled"
     # "pooling": global average pooling + dropout; "flatten": the lab's recipe.
     head: str = "pooling"
-    dropout: float = 0.2
+    dropout: float = 0.5
     augment: bool = True
+    # Training-only augmentation besides horizontal flips (0 turns one off):
+    # rotation (fraction of a full turn), zoom in/out (fraction of the side),
+    # brightness/contrast change (fraction of the value range).
+    augment_rotation: float = 0.05
+    augment_zoom: float = 0.1
+    augment_color: float = 0.1
     label_smoothing: float = 0.1
     batch_size: int = 32
     epochs: int = 10
     learning_rate: float = 1e-3
     # Second phase: unfreeze the top of the backbone at a lower learning rate.
-    fine_tune_epochs: int = 5
+    fine_tune_epochs: int = 10
     fine_tune_layers: int = 30
-    fine_tune_learning_rate: float = 1e-5
+    fine_tune_learning_rate: float = 1e-4
     early_stopping_patience: int = 3
     seed: int = 42
     # TPU name or address ("local" on a TPU VM); empty uses $TPU_NAME if set.

@@ -1,8 +1,12 @@
+import os
+
 import numpy as np
 import pytest
+import tensorflow as tf
 import tf_keras as keras
 
 from flowers.components import model as model_lib
+from flowers.components import trainer
 from flowers.pipeline import features
 from flowers.pipeline.config import TrainingConfig
 
@@ -42,6 +46,47 @@ def test_augmentation_is_inactive_at_inference():
     assert not np.array_equal(layers(x, training=True).numpy(), x)
 
 
+def test_augmentation_keeps_normalised_images_in_their_range():
+    # keras.layers.RandomContrast clips to [0, 255]: on [-1, 1] images it
+    # would zero every negative value.
+    dark = np.random.default_rng(0).uniform(-1, -0.2, (4, 32, 32, 3)).astype(np.float32)
+    out = model_lib.augmentation(SMALL)(dark, training=True).numpy()
+    assert out.min() >= -1.0 and out.max() <= 1.0
+    assert (out < 0).mean() > 0.95
+    assert abs(out.mean() - dark.mean()) < 0.25
+
+
+def test_augmentation_parts_can_be_turned_off():
+    plain = TrainingConfig(augment_rotation=0, augment_zoom=0, augment_color=0)
+    assert [type(layer).__name__ for layer in model_lib.augmentation(plain).layers] == ["RandomFlip"]
+    assert len(model_lib.augmentation(TrainingConfig()).layers) == 5
+
+
 def test_unknown_head_is_refused():
     with pytest.raises(ValueError, match="unknown head"):
         model_lib.build_model(TrainingConfig(head="mlp"))
+
+
+def test_head_only_snapshot_is_restored_after_fine_tuning():
+    model = model_lib.build_model(SMALL)
+    snapshot = trainer._snapshot(model)
+    model_lib.unfreeze_top(model, SMALL)
+    for v in model.trainable_weights:
+        v.assign_add(tf.ones_like(v))
+    trainer._restore(model, snapshot)
+    for v in model.weights:
+        np.testing.assert_array_equal(v.numpy(), snapshot[v.ref()])
+
+
+def test_two_phase_fit_records_history_and_tensorboard_logs(tmp_path):
+    cfg = TrainingConfig(image_size=96, batch_size=4, epochs=1, fine_tune_epochs=1)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (8, 96, 96, 3)).astype(np.float32)
+    y = tf.one_hot(np.arange(8) % features.NUM_CLASSES, features.NUM_CLASSES)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    model = model_lib.build_model(cfg)
+    history = trainer.fit(model, data, data, cfg, str(tmp_path))
+    assert history["phase"] == ["head", "fine_tune"]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds"):
+        assert len(history[key]) == 2, key
+    assert any(name.startswith("events.out.tfevents") for _, _, files in os.walk(tmp_path) for name in files)
