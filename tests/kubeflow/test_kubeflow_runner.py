@@ -96,7 +96,7 @@ def test_runtime_parameters_carry_the_local_values_as_defaults(spec):
     # The bundled sample, as the image holds it.
     assert defaults["data_root"] == "/flowers/data/sample"
     training = TrainingConfig.from_json(json.loads(defaults["trainer_config"])[TRAINING_CONFIG_KEY])
-    assert training == CONFIG.training and training.epochs == 10
+    assert training == CONFIG.training and training.epochs == TrainingConfig().epochs
     gate = json_format.Parse(defaults["eval_config"], tfma.EvalConfig())
     assert gate == eval_config(CONFIG)
 
