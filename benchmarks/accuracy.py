@@ -133,11 +133,10 @@ def _child(overrides: dict, data_root: str, out: str) -> None:
     from flowers.pipeline import local, results
     from flowers.pipeline.config import PipelineConfig
 
-    config = PipelineConfig(data_root=data_root, output_dir=out, enable_cache=False).override(overrides)
+    config = PipelineConfig(data_root=data_root, output_dir=os.path.abspath(out), enable_cache=False).override(overrides)
     start = time.perf_counter()
     local.run(config)
     pipeline_s = round(time.perf_counter() - start, 1)
-    config = PipelineConfig(data_root=data_root, output_dir=os.path.abspath(out))
     summary = results.latest(config)
     with open(os.path.join(summary.model_uri, HISTORY_FILE)) as f:
         history = json.load(f)
@@ -158,7 +157,7 @@ def _child(overrides: dict, data_root: str, out: str) -> None:
         "trainer_seconds": _component_seconds(store).get("Trainer"),
         "pipeline_seconds": pipeline_s,
         "blessed": summary.blessed,
-        "training": json.loads(config.override(overrides).training.to_json()),
+        "training": json.loads(config.training.to_json()),
     }
     with open(os.path.join(out, "benchmark.json"), "w") as f:
         json.dump(result, f)

@@ -26,6 +26,8 @@ from flowers.pipeline.config import TrainingConfig
 log = logging.getLogger(__name__)
 HISTORY_FILE = "history.json"
 TRAINING_CONFIG_KEY = "training"
+# custom_config key of the Tuner's number of trials.
+TRIALS_KEY = "trials"
 
 
 def training_config(fn_args: tfx.components.FnArgs) -> TrainingConfig:
@@ -33,7 +35,7 @@ def training_config(fn_args: tfx.components.FnArgs) -> TrainingConfig:
     cfg = TrainingConfig.from_json(fn_args.custom_config[TRAINING_CONFIG_KEY])
     if fn_args.hyperparameters:
         tuned = fn_args.hyperparameters.get("values", {})
-        cfg = TrainingConfig(**{**json.loads(cfg.to_json()), **tuned})
+        cfg = cfg.with_values(tuned)
         log.info("using tuned hyperparameters %s", tuned)
     return cfg
 

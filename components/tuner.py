@@ -12,10 +12,8 @@ KerasTuner's Keras 3 callbacks ever meet the tf.keras model.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
-from typing import Any, Mapping
 
 import keras_tuner
 import tensorflow_transform as tft
@@ -27,8 +25,6 @@ from flowers.components import trainer
 from flowers.pipeline.config import TrainingConfig
 
 log = logging.getLogger(__name__)
-TRIALS_KEY = "trials"
-DEFAULT_TRIALS = 4
 OBJECTIVE = "val_accuracy"
 
 
@@ -45,11 +41,6 @@ def search_space(cfg: TrainingConfig) -> keras_tuner.HyperParameters:
         default=cfg.fine_tune_learning_rate,
     )
     return hp
-
-
-def apply(cfg: TrainingConfig, values: Mapping[str, Any]) -> TrainingConfig:
-    """`cfg` with a trial's values (the same merge the Trainer does)."""
-    return TrainingConfig(**{**json.loads(cfg.to_json()), **values})
 
 
 class BaselineFirstOracle(keras_tuner.oracles.RandomSearchOracle):
@@ -78,7 +69,7 @@ class TrainingConfigSearch(keras_tuner.Tuner):
         self.base = base
 
     def run_trial(self, trial, train, val, log_root: str) -> dict[str, float]:
-        cfg = apply(self.base, trial.hyperparameters.values)
+        cfg = self.base.with_values(trial.hyperparameters.values)
         log.info("trial %s: %s", trial.trial_id, trial.hyperparameters.values)
         keras.backend.clear_session()
         keras.utils.set_random_seed(cfg.seed)
@@ -90,7 +81,7 @@ class TrainingConfigSearch(keras_tuner.Tuner):
 
 def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     base = TrainingConfig.from_json(fn_args.custom_config[trainer.TRAINING_CONFIG_KEY])
-    trials = int(fn_args.custom_config.get(TRIALS_KEY, DEFAULT_TRIALS))
+    trials = int(fn_args.custom_config[trainer.TRIALS_KEY])
     tuner = TrainingConfigSearch(base, trials, directory=fn_args.working_dir)
     tft_output = tft.TFTransformOutput(fn_args.transform_graph_path)
     train = trainer.input_dataset(fn_args.train_files, fn_args.data_accessor, tft_output, base, training=True)

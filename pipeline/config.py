@@ -67,6 +67,10 @@ class TrainingConfig:
     def from_json(cls, text: str) -> "TrainingConfig":
         return cls(**json.loads(text))
 
+    def with_values(self, values: Mapping[str, Any]) -> "TrainingConfig":
+        """This config with some fields replaced (e.g. a tuner trial's values)."""
+        return dataclasses.replace(self, **values)
+
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     """A pipeline run: where data comes from and goes, and the gates it must pass."""

@@ -5,7 +5,7 @@ from tfx import v1 as tfx
 from tfx.proto import transform_pb2
 
 from flowers.components.evaluation import eval_config
-from flowers.components.trainer import TRAINING_CONFIG_KEY
+from flowers.components.trainer import TRAINING_CONFIG_KEY, TRIALS_KEY
 from flowers.data.layout import example_gen_configs
 from flowers.pipeline.config import PipelineConfig
 
@@ -58,7 +58,7 @@ def create_components(config: PipelineConfig, data_root=None, trainer_config=Non
             schema=schema_gen.outputs["schema"],
             train_args=tfx.proto.TrainArgs(),
             eval_args=tfx.proto.EvalArgs(),
-            custom_config={**custom_config, "trials": config.tuner_trials},
+            custom_config={**custom_config, TRIALS_KEY: config.tuner_trials},
         )
         components.append(tuner)
         hyperparameters = tuner.outputs["best_hyperparameters"]

@@ -37,7 +37,7 @@ def fn_args(tmp_path, monkeypatch):
         train_files=["train/*"],
         eval_files=["eval/*"],
         transform_graph_path="transform_graph",
-        custom_config={trainer.TRAINING_CONFIG_KEY: TINY.to_json(), tuner_lib.TRIALS_KEY: 1},
+        custom_config={trainer.TRAINING_CONFIG_KEY: TINY.to_json(), trainer.TRIALS_KEY: 1},
     )
 
 
@@ -50,7 +50,7 @@ def test_search_space_is_named_after_training_config_fields_and_defaults_to_it()
     for item in hp.space:
         assert len(item.values) > 1 and fields[item.name] in item.values
     # Every combination of choices is a valid TrainingConfig.
-    assert tuner_lib.apply(cfg, {item.name: item.values[-1] for item in hp.space}).fine_tune_layers == 60
+    assert cfg.with_values({item.name: item.values[-1] for item in hp.space}).fine_tune_layers == 60
 
 
 def test_configured_values_join_the_choices():
