@@ -1,12 +1,12 @@
 # One command each: `make run` (set up, then run the pipeline on the bundled
-# sample) and `make test` (set up, then run the test suite). Setting up needs
-# only Python 3.10 and a package registry: uv installs the locked set.
+# sample) and `make test` (set up, then run the whole test suite, what CI
+# runs). `make test-fast` is the inner loop: no pipeline runs.
 UV_VERSION := 0.13.9
 PY := python3
 UV := $(PY) -m uv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup run test clean
+.PHONY: setup run test test-fast clean
 setup: .venv/.synced
 
 .venv/.synced: pyproject.toml uv.lock
@@ -19,6 +19,9 @@ run: setup
 
 test: setup
 	.venv/bin/pytest $(ARGS)
+
+test-fast: setup
+	.venv/bin/pytest -m "not slow" $(ARGS)
 
 clean:
 	rm -rf outputs .pytest_cache

@@ -91,7 +91,7 @@ def _data(photos: str | None, work: str) -> tuple[str, str, float | None]:
     """The data root both recipes read: converted photos, reused when `work`
     already holds them, or the bundled sample."""
     if photos is None and not os.path.isdir(DEFAULT_PHOTOS):
-        from flowers.pipeline.config import SAMPLE_DATA
+        from flowers.config import SAMPLE_DATA
 
         _say(f"{DEFAULT_PHOTOS} not found; using the bundled sample")
         return SAMPLE_DATA, "bundled sample", None
@@ -131,7 +131,7 @@ def _run(name: str, overrides: dict, data_root: str, out: str) -> dict:
 def _child(overrides: dict, data_root: str, out: str) -> None:
     from flowers.components.trainer import HISTORY_FILE
     from flowers.pipeline import local, results
-    from flowers.pipeline.config import PipelineConfig
+    from flowers.config import PipelineConfig
 
     config = PipelineConfig(data_root=data_root, output_dir=os.path.abspath(out), enable_cache=False).override(overrides)
     start = time.perf_counter()

@@ -1,2 +1,1 @@
-"""flowers: components."""
-import flowers.pipeline  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+"""flowers.components: the code TFX components run (Transform, Trainer, Tuner, Evaluator config, gates)."""

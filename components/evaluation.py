@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import tensorflow_model_analysis as tfma
 
-from flowers.pipeline import features
-from flowers.pipeline.config import PipelineConfig
+from flowers import features
+from flowers.config import PipelineConfig
 
-ACCURACY = "sparse_categorical_accuracy"
 OVERALL = tfma.SlicingSpec()
 # Accuracy within the slice of one true class is that class's recall.
 PER_CLASS = tfma.SlicingSpec(feature_keys=[features.CLASS_KEY])

@@ -1,26 +1,26 @@
 """The transfer model: an ImageNet MobileNetV2 backbone and a softmax head.
 
-Nothing here knows about data files; inputs are normalised [-1, 1] images.
+Nothing here knows about data files; inputs are square RGB images with
+values in [0, 255] (what the Transform graph gives), normalised inside the
+model.
 """
 from __future__ import annotations
 
 import tensorflow as tf
 import tf_keras as keras
 
-from flowers.data import weights as bundled_weights
-from flowers.pipeline import features
-from flowers.pipeline.config import TrainingConfig
-
-HEADS = ("pooling", "flatten")
+from flowers import features
+from flowers import weights as bundled_weights
+from flowers.config import TrainingConfig
 
 
-def build_model(cfg: TrainingConfig) -> keras.Model:
+def build_model(cfg: TrainingConfig, image_size: int) -> keras.Model:
     """Frozen backbone + head, compiled for the first (head-only) phase."""
-    if cfg.head not in HEADS:
-        raise ValueError(f"unknown head {cfg.head!r}; expected one of {', '.join(HEADS)}")
-    shape = (cfg.image_size, cfg.image_size, 3)
+    shape = (image_size, image_size, 3)
     inputs = keras.Input(shape=shape, name=features.TRANSFORMED_IMAGE_KEY)
-    x = augmentation(cfg)(inputs) if cfg.augment else inputs
+    # [0, 255] to [-1, 1], the range MobileNetV2's ImageNet weights expect.
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="normalize")(inputs)
+    x = augmentation(cfg)(x) if cfg.augment else x
     backbone = keras.applications.MobileNetV2(
         input_shape=shape,
         alpha=cfg.alpha,

@@ -22,7 +22,7 @@ from tfx import v1 as tfx
 
 from flowers.components import model as model_lib
 from flowers.components import trainer
-from flowers.pipeline.config import TrainingConfig
+from flowers.config import TRAINING_CONFIG_KEY, TRIALS_KEY, TrainingConfig
 
 log = logging.getLogger(__name__)
 OBJECTIVE = "val_accuracy"
@@ -57,7 +57,7 @@ class BaselineFirstOracle(keras_tuner.oracles.RandomSearchOracle):
 class TrainingConfigSearch(keras_tuner.Tuner):
     """Random search whose trials are the Trainer's build_model + fit."""
 
-    def __init__(self, base: TrainingConfig, trials: int, directory: str, **kwargs):
+    def __init__(self, base: TrainingConfig, image_size: int, trials: int, directory: str, **kwargs):
         oracle = BaselineFirstOracle(
             objective=keras_tuner.Objective(OBJECTIVE, direction="max"),
             max_trials=trials,
@@ -67,23 +67,24 @@ class TrainingConfigSearch(keras_tuner.Tuner):
         )
         super().__init__(oracle=oracle, directory=directory, project_name="flowers", overwrite=True, **kwargs)
         self.base = base
+        self.image_size = image_size
 
     def run_trial(self, trial, train, val, log_root: str) -> dict[str, float]:
         cfg = self.base.with_values(trial.hyperparameters.values)
         log.info("trial %s: %s", trial.trial_id, trial.hyperparameters.values)
         keras.backend.clear_session()
         keras.utils.set_random_seed(cfg.seed)
-        model = model_lib.build_model(cfg)
+        model = model_lib.build_model(cfg, self.image_size)
         history = trainer.fit(model, train, val, cfg, os.path.join(log_root, f"trial_{trial.trial_id}"))
         # fit() restores the best epoch's weights: that is the trial's score.
         return {OBJECTIVE: max(history[OBJECTIVE])}
 
 
 def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
-    base = TrainingConfig.from_json(fn_args.custom_config[trainer.TRAINING_CONFIG_KEY])
-    trials = int(fn_args.custom_config[trainer.TRIALS_KEY])
-    tuner = TrainingConfigSearch(base, trials, directory=fn_args.working_dir)
+    base = TrainingConfig.from_json(fn_args.custom_config[TRAINING_CONFIG_KEY])
+    trials = int(fn_args.custom_config[TRIALS_KEY])
     tft_output = tft.TFTransformOutput(fn_args.transform_graph_path)
+    tuner = TrainingConfigSearch(base, trainer.image_size(tft_output), trials, directory=fn_args.working_dir)
     train = trainer.input_dataset(fn_args.train_files, fn_args.data_accessor, tft_output, base, training=True)
     val = trainer.input_dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, base, training=False)
     return tfx.components.TunerFnResult(

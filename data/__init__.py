@@ -1,2 +1,1 @@
-"""flowers: data."""
-import flowers.pipeline  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+"""flowers.data: shards from photos (Beam converter), their layout, the bundled sample and schema."""

@@ -18,10 +18,10 @@ import apache_beam as beam
 import tensorflow as tf
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from flowers.components.images import decode_and_crop
+from flowers.images import decode_and_crop
 from flowers.data import layout
-from flowers.pipeline import features
-from flowers.pipeline.config import DEFAULT_SHARDS, TrainingConfig
+from flowers import features
+from flowers.config import DEFAULT_SHARDS, PipelineConfig
 
 SHARD_PREFIX = "flowers"
 _SKIPPED = "skipped"
@@ -50,12 +50,18 @@ def list_photos(photos_dir: str) -> list[tuple[str, str]]:
             f"{photos_dir}: unknown class folder(s) {', '.join(unknown)}; "
             f"class folders must be among {', '.join(features.CLASS_NAMES)}"
         )
-    photos = [
-        (os.path.join(photos_dir, c, name), c)
-        for c in folders
-        for name in sorted(os.listdir(os.path.join(photos_dir, c)))
-        if not name.startswith(".")
-    ]
+    photos = []
+    for c in folders:
+        folder = os.path.join(photos_dir, c)
+        names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
+        nested = [n for n in names if os.path.isdir(os.path.join(folder, n))]
+        if nested:
+            raise ConversionError(
+                f"{folder}: holds sub-folder(s) {', '.join(nested)}; photos must lie directly in <class>/"
+            )
+        if not names:
+            raise ConversionError(f"{folder}: class folder is empty; add photos or remove the folder")
+        photos.extend((os.path.join(folder, n), c) for n in names)
     if not photos:
         raise ConversionError(
             f"{photos_dir}: no images found; expected <class>/<photo>.jpg "
@@ -99,7 +105,7 @@ class _ToExample(beam.DoFn):
 def convert(
     photos_dir: str,
     out_dir: str,
-    image_size: int = TrainingConfig.image_size,
+    image_size: int = PipelineConfig.image_size,
     num_shards: int = DEFAULT_SHARDS,
     beam_args: Sequence[str] = (),
 ) -> ConversionResult:

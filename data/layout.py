@@ -6,10 +6,9 @@ A data root holds shards directly, or one folder per span (`span-1/`,
 """
 from __future__ import annotations
 
+import glob
+import os
 import re
-
-import tensorflow as tf
-from tfx.proto import example_gen_pb2
 
 SHARD_SUFFIX = ".tfrec"
 SPAN_PREFIX = "span-"
@@ -17,11 +16,39 @@ SPLIT_DIRS = ("train", "eval")
 HASH_SPLIT = (("train", 4), ("eval", 1))
 
 
+def _is_uri(path: str) -> bool:
+    return "://" in path
+
+
+def _isdir(path: str) -> bool:
+    if not _is_uri(path):  # local paths without TensorFlow: settings errors stay fast
+        return os.path.isdir(path)
+    import tensorflow as tf
+
+    return tf.io.gfile.isdir(path)
+
+
+def _listdir(path: str) -> list[str]:
+    if not _is_uri(path):
+        return os.listdir(path)
+    import tensorflow as tf
+
+    return tf.io.gfile.listdir(path)
+
+
+def _glob(pattern: str) -> list[str]:
+    if not _is_uri(pattern):
+        return glob.glob(pattern)
+    import tensorflow as tf
+
+    return tf.io.gfile.glob(pattern)
+
+
 def spans(data_root: str) -> list[int]:
     """Span numbers present under `data_root`, ascending."""
-    if not tf.io.gfile.isdir(data_root):
+    if not _isdir(data_root):
         return []
-    found = (re.fullmatch(rf"{SPAN_PREFIX}(\d+)/?", n) for n in tf.io.gfile.listdir(data_root))
+    found = (re.fullmatch(rf"{SPAN_PREFIX}(\d+)/?", n) for n in _listdir(data_root))
     return sorted(int(m.group(1)) for m in found if m)
 
 
@@ -35,19 +62,21 @@ def check_data_root(data_root: str) -> None:
     span = spans(data_root)
     for split in inputs.splits:
         pattern = split.pattern.replace("{SPAN}", str(span[-1]) if span else "")
-        if not tf.io.gfile.glob(f"{data_root.rstrip('/')}/{pattern}"):
+        if not _glob(f"{data_root.rstrip('/')}/{pattern}"):
             raise FileNotFoundError(
                 f"{data_root}: no {SHARD_SUFFIX} shards match {pattern}; "
                 "make some with `flowers data convert PHOTOS_DIR OUT_DIR`"
             )
 
 
-def example_gen_configs(data_root: str) -> tuple[example_gen_pb2.Input, example_gen_pb2.Output | None]:
+def example_gen_configs(data_root: str):
     """ImportExampleGen's input config, and its output config (None when the
     input already carries its split)."""
+    from tfx.proto import example_gen_pb2
+
     prefix = f"{SPAN_PREFIX}{{SPAN}}/" if spans(data_root) else ""
     first = span_dir(data_root, spans(data_root)[-1]) if prefix else data_root
-    if all(tf.io.gfile.isdir(f"{first}/{s}") for s in SPLIT_DIRS):
+    if all(_isdir(f"{first}/{s}") for s in SPLIT_DIRS):
         splits = [
             example_gen_pb2.Input.Split(name=s, pattern=f"{prefix}{s}/*{SHARD_SUFFIX}")
             for s in SPLIT_DIRS

@@ -6,7 +6,7 @@ import os
 import tempfile
 
 from flowers.data import convert, layout
-from flowers.pipeline import features
+from flowers import features
 
 LICENSE_FILE = "LICENSE.txt"
 

@@ -1,2 +1,1 @@
-"""flowers: kubeflow."""
-import flowers.pipeline  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+"""flowers.kubeflow: compile, preflight, submit and schedule the pipeline on Kubeflow Pipelines."""

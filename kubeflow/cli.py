@@ -10,16 +10,13 @@ from typing import Sequence
 
 import click
 
+from flowers.kubeflow.client import DEFAULT_EXPERIMENT, KubeflowError  # light: kfp loads on use
+from flowers.pipeline.options import build_config, config_options
+
 
 @click.group()
 def kubeflow() -> None:
     """Kubeflow Pipelines: compile (KFP v2 spec), submit, schedule, runs."""
-
-
-# Imported once `kubeflow` exists: pipeline/cli.py registers this group, and
-# under `python -m flowers.pipeline.cli` that module is imported again from here.
-from flowers.kubeflow.client import DEFAULT_EXPERIMENT, KubeflowError  # noqa: E402  (light: kfp loads on use)
-from flowers.pipeline.cli import build_config, config_options  # noqa: E402
 
 DEFAULT_PACKAGE = "outputs/kubeflow/flowers.yaml"
 

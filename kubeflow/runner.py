@@ -25,7 +25,7 @@ import os
 from tfx import v1 as tfx
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
-from flowers.pipeline.config import PipelineConfig
+from flowers.config import PipelineConfig
 from flowers.pipeline.pipeline import create_components, create_pipeline
 
 # Where kubeflow/Dockerfile installs the project (its WORKDIR); the editable
@@ -33,7 +33,8 @@ from flowers.pipeline.pipeline import create_components, create_pipeline
 IMAGE_PROJECT_DIR = "/flowers"
 IMAGE_DATA_DIR = f"{IMAGE_PROJECT_DIR}/data"
 
-# Runtime parameter name -> (component id, execution property) it replaces.
+# Runtime parameter name (also the create_pipeline argument it is passed
+# as) -> (component id, execution property) it replaces.
 DATA_ROOT = "data_root"
 TRAINER_CONFIG = "trainer_config"
 EVAL_CONFIG = "eval_config"
@@ -42,7 +43,6 @@ PARAMETERS = {
     TRAINER_CONFIG: ("Trainer", "custom_config"),
     EVAL_CONFIG: ("Evaluator", "eval_config"),
 }
-_HOOK_ARGUMENT = {DATA_ROOT: "data_root", TRAINER_CONFIG: "trainer_config", EVAL_CONFIG: "evaluator_config"}
 
 
 def in_image(path: str) -> str:
@@ -83,7 +83,7 @@ def create_kubeflow_pipeline(config: PipelineConfig, values: dict[str, str]) -> 
     values their defaults) and its bundled paths pointing into the image."""
     check_config(config)
     parameters = {
-        _HOOK_ARGUMENT[name]: tfx.dsl.experimental.RuntimeParameter(name=name, ptype=str, default=value)
+        name: tfx.dsl.experimental.RuntimeParameter(name=name, ptype=str, default=value)
         for name, value in values.items()
     }
     # The layout (spans, train/eval folders) is read from config.data_root

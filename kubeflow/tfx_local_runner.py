@@ -1,20 +1,32 @@
 """Pipeline file for the `tfx` CLI's local engine (TFX LocalDagRunner):
 
-    tfx pipeline create --engine=local --pipeline_path=kubeflow/tfx_local_runner.py
+    tfx pipeline create --engine=local --pipeline_path="$PWD/kubeflow/tfx_local_runner.py"
     tfx run create --engine=local --pipeline_name=flowers
 
 The CLI runs this file with no arguments, so settings come from
 $FLOWERS_SETTINGS, written like `flowers run --set`: "epochs=3 output_dir=/tmp/x".
-`tfx pipeline create/update/compile` only build the pipeline; `tfx run create`
-runs it exactly as `flowers run` does.
+`tfx pipeline create/update/compile` execute it inside the CLI with
+LocalDagRunner.run patched to record the pipeline; `tfx run create` (or
+`python kubeflow/tfx_local_runner.py`) runs it as `flowers run` does, with the
+same progress, summary and exit codes (`tfx run create` itself turns any
+non-zero code into 1: schedulers should run this file or `flowers run`).
 """
 from __future__ import annotations
 
 if __name__ == "__main__":
-    from flowers.kubeflow.cli import config_from_env
+    import os
+    import shlex
 
-    config = config_from_env()  # a bad setting stops here, before TensorFlow loads
+    from tfx import v1 as tfx
 
-    from flowers.pipeline import local
+    from flowers.kubeflow.cli import SETTINGS_ENV, config_from_env
+    from flowers.pipeline import cli
 
-    local.run(config)
+    if hasattr(tfx.orchestration.LocalDagRunner.run, "__wrapped__"):
+        # The tfx CLI's patcher wraps LocalDagRunner.run: it only wants the pipeline.
+        from flowers.pipeline.pipeline import create_pipeline
+
+        tfx.orchestration.LocalDagRunner().run(create_pipeline(config_from_env()))
+    else:
+        settings = shlex.split(os.environ.get(SETTINGS_ENV, ""))
+        cli.main(["run", *(arg for item in settings for arg in ("--set", item))])

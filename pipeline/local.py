@@ -1,25 +1,94 @@
-"""Run the pipeline here: TFX LocalDagRunner, Beam DirectRunner, ML Metadata in SQLite."""
+"""Run the pipeline here: TFX LocalDagRunner, Beam DirectRunner, ML Metadata in SQLite.
+
+`python -m flowers.pipeline.local RUN_ID` is the worker process that
+`flowers.pipeline.supervisor` starts: it reads the config from
+$FLOWERS_CONFIG, runs every component in this process under the given run
+id, and writes one progress line per component to file descriptor
+$FLOWERS_PROGRESS_FD (everything else goes to its stdout/stderr, the run log).
+"""
 from __future__ import annotations
 
-import dataclasses
 import os
+import sys
+import time
+from typing import Callable
 
 from tfx import v1 as tfx
+from tfx.dsl.compiler import compiler
+from tfx.orchestration import metadata
+from tfx.orchestration.local import runner_utils
+from tfx.orchestration.portable import launcher, runtime_parameter_utils
+from ml_metadata.proto import metadata_store_pb2
+from tfx.dsl.compiler import constants
 
-from flowers.data import layout, weights
-from flowers.pipeline.config import PipelineConfig
+from flowers.config import PipelineConfig
 from flowers.pipeline.pipeline import create_pipeline
+
+CONFIG_ENV = "FLOWERS_CONFIG"
+PROGRESS_FD_ENV = "FLOWERS_PROGRESS_FD"
 
 
 def metadata_config(config: PipelineConfig):
     return tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
 
 
-def run(config: PipelineConfig) -> None:
-    # Fail before any component runs, not in the Trainer minutes later.
-    weights.resolve(config.training.weights, config.training.alpha)
-    layout.check_data_root(config.data_root)
-    # Absolute, so that paths recorded in ML Metadata work from any folder.
-    config = dataclasses.replace(config, output_dir=os.path.abspath(config.output_dir))
-    os.makedirs(config.output_dir, exist_ok=True)
-    tfx.orchestration.LocalDagRunner().run(create_pipeline(config, metadata_config(config)))
+def run(config: PipelineConfig, run_id: str, report: Callable[[str], None] = print) -> None:
+    """Every component in order, under `run_id`, as TFX's LocalDagRunner
+    does, reporting each one's end (ran / cached / failed, seconds). A failed
+    component raises: no later component starts."""
+    ir = compiler.Compiler().compile(create_pipeline(config, metadata_config(config)))
+    runtime_parameter_utils.substitute_runtime_parameter(ir, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id})
+    deployment = runner_utils.extract_local_deployment_config(ir)
+    connection = getattr(
+        deployment.metadata_connection_config, deployment.metadata_connection_config.WhichOneof("connection_config")
+    )
+    for node in ir.nodes:
+        pipeline_node = node.pipeline_node
+        node_id = pipeline_node.node_info.id
+        component = launcher.Launcher(
+            pipeline_node=pipeline_node,
+            mlmd_connection=metadata.Metadata(connection),
+            pipeline_info=ir.pipeline_info,
+            pipeline_runtime_spec=ir.runtime_spec,
+            executor_spec=runner_utils.extract_executor_spec(deployment, node_id),
+            custom_driver_spec=runner_utils.extract_custom_driver_spec(deployment, node_id),
+        )
+        start = time.monotonic()
+        try:
+            info = component.launch()
+        except Exception as error:
+            report(f"{node_id:<32} failed  {time.monotonic() - start:6.1f} s  {_first_line(error)}")
+            raise
+        report(f"{node_id:<32} {_state(connection, info):<7} {time.monotonic() - start:6.1f} s")
+
+
+def _state(connection, info) -> str:
+    """"ran" or "cached", as ML Metadata recorded the node's execution."""
+    if info is None or not getattr(info, "execution_id", None):
+        return "done"
+    with metadata.Metadata(connection) as m:
+        (execution,) = m.store.get_executions_by_id([info.execution_id])
+    return "cached" if execution.last_known_state == metadata_store_pb2.Execution.CACHED else "ran"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
+
+
+def main() -> None:
+    run_id = sys.argv[1]
+    config = PipelineConfig.from_json(os.environ[CONFIG_ENV])
+    fd = int(os.environ.get(PROGRESS_FD_ENV, "1"))
+    progress = os.fdopen(fd, "w", buffering=1, closefd=False)
+    try:
+        run(config, run_id, report=lambda line: print(line, file=progress, flush=True))
+    except Exception:
+        import traceback
+
+        traceback.print_exc()  # into the run log
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

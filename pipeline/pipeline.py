@@ -4,17 +4,22 @@ from __future__ import annotations
 from tfx import v1 as tfx
 from tfx.proto import transform_pb2
 
-from flowers.components.evaluation import eval_config
-from flowers.components.trainer import TRAINING_CONFIG_KEY, TRIALS_KEY
+from flowers.components import evaluation, gates
+from flowers.config import IMAGE_SIZE_KEY, TRAINING_CONFIG_KEY, TRIALS_KEY, PipelineConfig
 from flowers.data.layout import example_gen_configs
-from flowers.pipeline.config import PipelineConfig
 
 TRANSFORM_FN = "flowers.components.transform.preprocessing_fn"
 RUN_FN = "flowers.components.trainer.run_fn"
 TUNER_FN = "flowers.components.tuner.tuner_fn"
 
 
-def create_components(config: PipelineConfig, data_root=None, trainer_config=None, evaluator_config=None) -> list:
+def create_components(
+    config: PipelineConfig,
+    *,
+    data_root: str | tfx.dsl.experimental.RuntimeParameter | None = None,
+    trainer_config: str | tfx.dsl.experimental.RuntimeParameter | None = None,
+    eval_config: str | tfx.dsl.experimental.RuntimeParameter | None = None,
+) -> list:
     """The component DAG, read top to bottom.
 
     The optional values replace what the config gives ImportExampleGen's
@@ -28,27 +33,39 @@ def create_components(config: PipelineConfig, data_root=None, trainer_config=Non
         input_config=input_config,
         output_config=output_config,
     )
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     if config.schema_dir:
         schema_gen = tfx.components.ImportSchemaGen(schema_file=f"{config.schema_dir}/schema.pbtxt")
+        # With the curated schema, `class` is counted as categorical: the
+        # per-class counts the data gate checks.
+        statistics_gen = tfx.components.StatisticsGen(
+            examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"]
+        )
+        validations = gates.custom_validations(config.min_class_examples)
     else:
+        statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
         schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"])
+        validations = None
     example_validator = tfx.components.ExampleValidator(
-        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+        statistics=statistics_gen.outputs["statistics"],
+        schema=schema_gen.outputs["schema"],
+        custom_validation_config=validations,
     )
+    data_gate = gates.DataGate(anomalies=example_validator.outputs["anomalies"])
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=TRANSFORM_FN,
-        custom_config={"image_size": config.training.image_size},
+        custom_config={IMAGE_SIZE_KEY: config.image_size},
         # The graph is applied in the Trainer's input pipeline and the served
         # model; storing decoded floats would cost ~30x the JPEG bytes.
         materialize=False,
         disable_statistics=True,
         splits_config=transform_pb2.SplitsConfig(analyze=["train"]),
     )
+    # Nothing is transformed or trained on data the gate refused.
+    transform.add_upstream_node(data_gate)
     custom_config = {TRAINING_CONFIG_KEY: config.training.to_json()}
-    components = [example_gen, statistics_gen, schema_gen, example_validator, transform]
+    components = [example_gen, schema_gen, statistics_gen, example_validator, data_gate, transform]
     hyperparameters = None
     if config.tune:
         tuner = tfx.components.Tuner(
@@ -83,7 +100,7 @@ def create_components(config: PipelineConfig, data_root=None, trainer_config=Non
         evaluator_inputs["baseline_model"] = model_resolver.outputs["model"]
     evaluator = tfx.components.Evaluator(
         **evaluator_inputs,
-        eval_config=eval_config(config) if evaluator_config is None else evaluator_config,
+        eval_config=evaluation.eval_config(config) if eval_config is None else eval_config,
     )
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
@@ -95,12 +112,19 @@ def create_components(config: PipelineConfig, data_root=None, trainer_config=Non
     return components + [trainer, evaluator, pusher]
 
 
-def create_pipeline(config: PipelineConfig, metadata_connection_config=None, **run_time) -> tfx.dsl.Pipeline:
-    """`run_time`: the optional values of `create_components`."""
+def create_pipeline(
+    config: PipelineConfig,
+    metadata_connection_config=None,
+    *,
+    data_root: str | tfx.dsl.experimental.RuntimeParameter | None = None,
+    trainer_config: str | tfx.dsl.experimental.RuntimeParameter | None = None,
+    eval_config: str | tfx.dsl.experimental.RuntimeParameter | None = None,
+) -> tfx.dsl.Pipeline:
+    """The pipeline for any runner; the keyword values are those of `create_components`."""
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=create_components(config, **run_time),
+        components=create_components(config, data_root=data_root, trainer_config=trainer_config, eval_config=eval_config),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_args),

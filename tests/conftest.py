@@ -2,14 +2,10 @@
 the suite needs neither network nor ../shared."""
 from __future__ import annotations
 
-import os
+import pytest
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-import pytest  # noqa: E402
-
-from flowers.pipeline import features  # noqa: E402
-from samples import sample_examples  # noqa: E402
+from flowers import features  # first: flowers selects Keras 2 before TensorFlow loads
+from samples import sample_examples
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import os
 
 import tensorflow as tf
 
-from flowers.pipeline.config import SAMPLE_DATA
+from flowers.config import SAMPLE_DATA
 
 SAMPLE_SHARDS = sorted(glob.glob(os.path.join(SAMPLE_DATA, "span-1", "*.tfrec")))
 

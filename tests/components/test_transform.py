@@ -8,10 +8,11 @@ from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from samples import sample_examples
 from flowers.components.transform import preprocessing_fn
-from flowers.pipeline import features
+from flowers.config import IMAGE_SIZE_KEY
+from flowers import features
 
 
-def test_preprocessing_fn_decodes_resizes_and_normalises():
+def test_preprocessing_fn_decodes_and_crops_to_whole_pixel_values():
     examples = sample_examples(6)
     raw = [
         {
@@ -30,12 +31,14 @@ def test_preprocessing_fn_decodes_resizes_and_normalises():
     )
     with tft_beam.Context(temp_dir=tempfile.mkdtemp()):
         (transformed, _), _ = (raw, metadata) | tft_beam.AnalyzeAndTransformDataset(
-            lambda inputs: preprocessing_fn(inputs, {"image_size": 96})
+            lambda inputs: preprocessing_fn(inputs, {IMAGE_SIZE_KEY: 96})
         )
 
     assert len(transformed) == 6
     for row, example in zip(transformed, examples):
         image = np.asarray(row[features.TRANSFORMED_IMAGE_KEY])
         assert image.shape == (96, 96, 3)
-        assert -1.0 <= image.min() < 0.0 < image.max() <= 1.0
+        assert 0.0 <= image.min() and image.max() <= 255.0 and image.max() > 1.0
+        # Whole numbers: the Trainer caches them as uint8 without loss.
+        np.testing.assert_array_equal(image, np.round(image))
         assert row[features.TRANSFORMED_CLASS_KEY] == example.features.feature[features.CLASS_KEY].int64_list.value[0]

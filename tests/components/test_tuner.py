@@ -7,21 +7,22 @@ from tfx import v1 as tfx
 
 from flowers.components import trainer
 from flowers.components import tuner as tuner_lib
-from flowers.components.images import decode_and_crop, normalize
-from flowers.pipeline import features
-from flowers.pipeline.config import TrainingConfig
+from flowers.images import decode_and_crop
+from flowers import features
+from flowers.config import TRAINING_CONFIG_KEY, TRIALS_KEY, TrainingConfig
 from samples import sample_examples
 
 # Small enough for a one-trial search in seconds: 10 real photos at 96 px,
 # one head epoch and one fine-tuning epoch.
-TINY = TrainingConfig(image_size=96, batch_size=5, epochs=1, fine_tune_epochs=1)
+TINY = TrainingConfig(batch_size=5, epochs=1, fine_tune_epochs=1)
+SIZE = 96
 
 
 def tiny_dataset(cfg: TrainingConfig) -> tf.data.Dataset:
     images, labels = [], []
     for example in sample_examples(10):
         f = example.features.feature
-        images.append(normalize(decode_and_crop(f[features.IMAGE_KEY].bytes_list.value[0], cfg.image_size)))
+        images.append(tf.round(decode_and_crop(f[features.IMAGE_KEY].bytes_list.value[0], SIZE)))
         labels.append(tf.one_hot(f[features.CLASS_KEY].int64_list.value[0], features.NUM_CLASSES))
     return tf.data.Dataset.from_tensor_slices((tf.stack(images), tf.stack(labels))).batch(cfg.batch_size)
 
@@ -31,13 +32,14 @@ def fn_args(tmp_path, monkeypatch):
     """FnArgs as the Tuner executor makes them, with the Transform output and
     the input pipeline replaced by a handful of decoded photos."""
     monkeypatch.setattr(tuner_lib.tft, "TFTransformOutput", lambda path: None)
+    monkeypatch.setattr(trainer, "image_size", lambda tft_output: SIZE)
     monkeypatch.setattr(trainer, "input_dataset", lambda files, accessor, tft_output, cfg, training: tiny_dataset(cfg))
     return tfx.components.FnArgs(
         working_dir=str(tmp_path),
         train_files=["train/*"],
         eval_files=["eval/*"],
         transform_graph_path="transform_graph",
-        custom_config={trainer.TRAINING_CONFIG_KEY: TINY.to_json(), trainer.TRIALS_KEY: 1},
+        custom_config={TRAINING_CONFIG_KEY: TINY.to_json(), TRIALS_KEY: 1},
     )
 
 
@@ -81,7 +83,7 @@ def test_tuner_fn_runs_a_trial_whose_best_values_the_trainer_applies(fn_args, tm
 
 def test_trainer_applies_tuned_values_over_the_configuration():
     tuned = {"space": [], "values": {"learning_rate": 3e-3, "fine_tune_layers": 60}}
-    args = tfx.components.FnArgs(custom_config={trainer.TRAINING_CONFIG_KEY: TINY.to_json()}, hyperparameters=tuned)
+    args = tfx.components.FnArgs(custom_config={TRAINING_CONFIG_KEY: TINY.to_json()}, hyperparameters=tuned)
     cfg = trainer.training_config(args)
-    assert (cfg.learning_rate, cfg.fine_tune_layers, cfg.image_size) == (3e-3, 60, TINY.image_size)
+    assert (cfg.learning_rate, cfg.fine_tune_layers, cfg.batch_size) == (3e-3, 60, TINY.batch_size)
     np.testing.assert_equal(cfg.epochs, TINY.epochs)

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from flowers.data import convert, layout
-from flowers.pipeline import features
+from flowers import features
 
 
 def read_shards(paths):
@@ -57,18 +57,26 @@ def test_unknown_class_folder_is_an_error(photos_dir, tmp_path):
 
 
 def test_folder_without_images_is_an_error(tmp_path):
-    (tmp_path / "photos" / "daisy").mkdir(parents=True)
+    (tmp_path / "photos").mkdir()
     with pytest.raises(convert.ConversionError, match="no images found"):
         convert.convert(str(tmp_path / "photos"), str(tmp_path / "out"))
 
 
-def test_failed_conversion_leaves_no_shards(photos_dir, tmp_path):
+def test_empty_class_folder_is_an_error(photos_dir, tmp_path):
     shutil.copytree(photos_dir, tmp_path / "photos")
-    # A folder where a photo should be makes the Beam job fail part-way.
-    (tmp_path / "photos" / "daisy" / "broken.jpg").mkdir()
-    with pytest.raises(Exception):
+    shutil.rmtree(tmp_path / "photos" / "tulips")
+    (tmp_path / "photos" / "tulips").mkdir()
+    with pytest.raises(convert.ConversionError, match="tulips: class folder is empty"):
+        convert.convert(str(tmp_path / "photos"), str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_sub_folder_in_a_class_folder_is_named(photos_dir, tmp_path):
+    shutil.copytree(photos_dir, tmp_path / "photos")
+    (tmp_path / "photos" / "daisy" / "more").mkdir()
+    with pytest.raises(convert.ConversionError, match="daisy: holds sub-folder.*more"):
         convert.convert(str(tmp_path / "photos"), str(tmp_path / "out"), image_size=32)
-    assert os.listdir(tmp_path / "out") == []
+    assert not (tmp_path / "out").exists()
 
 
 def test_add_span_writes_the_next_span(photos_dir, tmp_path):

@@ -1,5 +1,5 @@
 from flowers.data import layout
-from flowers.pipeline.config import SAMPLE_DATA
+from flowers.config import SAMPLE_DATA
 
 
 def patterns(input_config):

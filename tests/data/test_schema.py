@@ -1,8 +1,8 @@
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from flowers.pipeline import features
-from flowers.pipeline.config import CURATED_SCHEMA
+from flowers import features
+from flowers.config import CURATED_SCHEMA
 
 
 def test_curated_schema_matches_feature_keys_and_classes():

@@ -13,10 +13,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from flowers.components.trainer import TRAINING_CONFIG_KEY
+from flowers.config import TRAINING_CONFIG_KEY
 from flowers.kubeflow import runner
 from flowers.kubeflow.cli import kubeflow
-from flowers.pipeline.config import PipelineConfig
+from flowers.config import PipelineConfig
 
 OUTPUT_DIR = "gs://flowers-test/kfp"
 IMAGE = "registry.example/flowers:test"
@@ -130,7 +130,6 @@ def test_registered_on_the_main_cli():
 
     assert cli.commands["kubeflow"] is kubeflow
     assert isinstance(kubeflow, click.Group) and set(kubeflow.commands) == {"compile", "submit", "schedule", "runs"}
-    # `python -m` imports pipeline/cli.py twice (as __main__ and as a module).
     env = {**os.environ, "PYTHONPATH": ""}
     done = subprocess.run([sys.executable, "-m", "flowers.pipeline.cli", "kubeflow", "--help"], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr

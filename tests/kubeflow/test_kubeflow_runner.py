@@ -14,9 +14,9 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx import v1 as tfx
 
 from flowers.components.evaluation import eval_config
-from flowers.components.trainer import TRAINING_CONFIG_KEY
+from flowers.config import TRAINING_CONFIG_KEY
 from flowers.kubeflow import runner
-from flowers.pipeline.config import CURATED_SCHEMA, SAMPLE_DATA, PipelineConfig, TrainingConfig
+from flowers.config import CURATED_SCHEMA, SAMPLE_DATA, PipelineConfig, TrainingConfig
 from flowers.pipeline.pipeline import create_components, create_pipeline
 
 CONFIG = PipelineConfig(output_dir="gs://flowers-test/run", image="registry.example/flowers:test")

@@ -18,7 +18,7 @@ from tfx.tools.cli.cli_main import cli_group
 
 from flowers.kubeflow import runner
 from flowers.kubeflow.cli import SETTINGS_ENV
-from flowers.pipeline.config import PipelineConfig
+from flowers.config import PipelineConfig
 
 KUBEFLOW_DIR = os.path.dirname(runner.__file__)
 LOCAL_FILE = os.path.join(KUBEFLOW_DIR, "tfx_local_runner.py")

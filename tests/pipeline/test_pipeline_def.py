@@ -1,9 +1,10 @@
 """The DAG itself: components, wiring and gates, without running it."""
 from flowers.components.evaluation import eval_config
-from flowers.pipeline.config import PipelineConfig
+
+from flowers.config import PipelineConfig
 from flowers.pipeline.pipeline import create_components
 
-CHAIN = ["ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "Transform", "Trainer", "Evaluator", "Pusher"]
+CHAIN = ["ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "DataGate", "Transform", "Trainer", "Evaluator", "Pusher"]
 
 
 def by_id(config):

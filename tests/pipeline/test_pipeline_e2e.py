@@ -11,8 +11,9 @@ import pytest
 import tensorflow as tf
 
 from flowers.components.trainer import HISTORY_FILE
-from flowers.pipeline import features, results, serving
-from flowers.pipeline.config import PipelineConfig
+from flowers import features
+from flowers.pipeline import results, serving
+from flowers.config import PipelineConfig
 from flowers.pipeline.pipeline import create_components
 
 # Well above chance (0.2) yet safe for a 51-photo eval split.

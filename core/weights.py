@@ -5,13 +5,20 @@ from __future__ import annotations
 import hashlib
 import os
 
-from flowers.pipeline.config import package_data
+from flowers.paths import package_data
 
-# The official Keras no-top file for alpha 0.5 (224 rows; loads at 192 px too).
+# ImageNet no-top files (224 rows; they load at other input sizes too).
+# Provenance and licence: data/weights/README.md.
 BUNDLED = {
+    # The official Keras file.
     0.5: (
         "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.5_224_no_top.h5",
         "279052de2cfa801003aa6cc25cc4d007d35dd0b76f06935268c79788b7642d05",
+    ),
+    # The lab's own backbone, built from the TF-slim mobilenet_v2_1.0_224 checkpoint.
+    1.0: (
+        "mobilenet_v2_1.0_224_no_top.tf_slim.h5",
+        "24949f52ec034783b756f3886ba37a6d50a130708fcdf90ba4fe45ed148fc526",
     ),
 }
 

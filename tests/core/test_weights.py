@@ -1,11 +1,11 @@
 import pytest
 
-from flowers.data import weights
+from flowers import weights
 
 
-def test_bundled_weights_are_verified():
-    path = weights.resolve("bundled", 0.5)
-    assert path.endswith("0.5_224_no_top.h5")
+@pytest.mark.parametrize("alpha, name", [(0.5, "0.5_224_no_top.h5"), (1.0, "1.0_224_no_top.tf_slim.h5")])
+def test_bundled_weights_are_verified(alpha, name):
+    assert weights.resolve("bundled", alpha).endswith(name)
 
 
 def test_corrupt_weights_are_refused(tmp_path):
@@ -17,7 +17,7 @@ def test_corrupt_weights_are_refused(tmp_path):
 
 def test_unbundled_alpha_says_what_to_do():
     with pytest.raises(weights.WeightsError, match="weights=imagenet"):
-        weights.resolve("bundled", 1.0)
+        weights.resolve("bundled", 0.35)
 
 
 def test_missing_weights_file_is_named(tmp_path):

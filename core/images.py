@@ -1,5 +1,6 @@
 """Image ops shared by the converter and the Transform graph, so that photos
-are cropped the same way when shards are made and when a model serves."""
+are cropped the same way when shards are made and when a model serves.
+(The model normalises its [0, 255] input itself.)"""
 from __future__ import annotations
 
 import tensorflow as tf
@@ -19,7 +20,3 @@ def decode_and_crop(image_bytes: tf.Tensor, size: int) -> tf.Tensor:
     image = tf.image.resize_with_crop_or_pad(image, size, size)
     return tf.clip_by_value(image, 0.0, 255.0)
 
-
-def normalize(image: tf.Tensor) -> tf.Tensor:
-    """[0, 255] to [-1, 1], the range MobileNetV2's ImageNet weights expect."""
-    return image / 127.5 - 1.0

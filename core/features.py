@@ -25,6 +25,8 @@ PROBABILITIES_OUTPUT = "probabilities"
 CLASS_ID_OUTPUT = "class_id"
 CLASS_NAME_OUTPUT = "class_name"
 BYTES_SIGNATURE = "serving_default"
+# TFMA's key of the accuracy the Evaluator gates on.
+ACCURACY_METRIC = "sparse_categorical_accuracy"
 EXAMPLES_SIGNATURE = "serving_examples"
 
 

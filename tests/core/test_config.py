@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from flowers.pipeline.config import PipelineConfig, TrainingConfig
+from flowers.config import PipelineConfig, TrainingConfig
 
 
 def test_overrides_are_typed_and_reach_training():

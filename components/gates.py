@@ -1,0 +1,81 @@
+"""The data gate: anomalies found by ExampleValidator stop the run before
+Transform and the Trainer, on every orchestrator.
+
+ExampleValidator checks each split's statistics against the curated schema
+(class ids 0..4, the five label names, required features, non-empty images)
+and against `custom_validations` (SQL over the statistics, for what a schema
+cannot say). It only records what it finds; `DataGate`, a Python function
+component that Transform depends on, fails with the list when there is
+anything, so no later component runs. It compiles into the Kubeflow spec
+like any other component.
+"""
+
+import os
+
+from tfx import v1 as tfx
+
+from flowers import features
+
+
+class DataRefused(RuntimeError):
+    """ExampleValidator found anomalies; the message lists them."""
+
+
+# Marks the gate's failure message, so the runner tells "data refused" from a crash.
+REFUSED_MARK = "data refused:"
+
+
+def custom_validations(min_class_examples: int):
+    """Every class has at least `min_class_examples` examples in each split
+    (read from the class feature's rank histogram, which StatisticsGen fills
+    because the schema marks `class` categorical)."""
+    from google.protobuf import text_format
+    from tensorflow_data_validation.anomalies.proto import custom_validation_config_pb2
+
+    if min_class_examples <= 0:
+        return None
+    text = f"""
+    feature_validations {{
+      feature_path {{ step: '{features.CLASS_KEY}' }}
+      validations {{
+        sql_expression: '(SELECT COUNT(*) FROM UNNEST(feature.string_stats.rank_histogram.buckets) AS b WHERE b.sample_count >= {min_class_examples}) = {features.NUM_CLASSES}'
+        severity: ERROR
+        description: 'some class has fewer than {min_class_examples} example(s) (min_class_examples): every one of {", ".join(features.CLASS_NAMES)} must be present'
+      }}
+    }}"""
+    return text_format.Parse(text, custom_validation_config_pb2.CustomValidationConfig())
+
+
+def describe_anomalies(uri: str) -> dict[str, list[str]]:
+    """split -> "feature: what is wrong" for each anomaly recorded under `uri`."""
+    import tensorflow as tf
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+    found: dict[str, list[str]] = {}
+    for path in sorted(tf.io.gfile.glob(f"{uri}/Split-*/SchemaDiff.pb")):
+        anomalies = anomalies_pb2.Anomalies.FromString(tf.io.gfile.GFile(path, "rb").read())
+        split = os.path.basename(os.path.dirname(path))[len("Split-"):]
+        lines = [f"{name}: {_reasons(info)}" for name, info in sorted(anomalies.anomaly_info.items())]
+        if anomalies.HasField("dataset_anomaly_info"):
+            lines.append(f"(dataset): {_reasons(anomalies.dataset_anomaly_info)}")
+        if lines:
+            found[split] = lines
+    return found
+
+
+def _reasons(info) -> str:
+    texts = []
+    for reason in info.reason:
+        text = reason.description or reason.short_description
+        # Custom SQL validations repeat the query after the description.
+        texts.append(text.split(" Query: ")[0].replace("Custom validation triggered anomaly.", "").strip() or text)
+    return "; ".join(texts) or info.description
+
+
+@tfx.dsl.components.component
+def DataGate(anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies]) -> None:
+    """Fails, listing every anomaly by split and feature, when there is any."""
+    found = describe_anomalies(anomalies.uri)
+    if found:
+        listed = " | ".join(f"{split}: {line}" for split, lines in found.items() for line in lines)
+        raise DataRefused(f"{REFUSED_MARK} {listed}")

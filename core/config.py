@@ -1,0 +1,249 @@
+"""The one typed configuration of a flowers pipeline run.
+
+Runners and the CLI build a `PipelineConfig`; everything else receives it (or
+its `TrainingConfig`, which travels to the Trainer as JSON) and reads nothing
+from the environment. Every field declares what it accepts, and a config
+that breaks a rule cannot be built: a bad setting is refused when it is
+given, before TensorFlow or TFX is imported.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import typing
+from typing import Any, Mapping
+
+from flowers import weights as bundled_weights
+from flowers.paths import CURATED_SCHEMA, SAMPLE_DATA
+
+# TFRecord shards a conversion writes unless told otherwise.
+DEFAULT_SHARDS = 2
+LOCAL_BEAM_ARGS = ("--direct_running_mode=multi_processing", "--direct_num_workers=0")
+
+# Keys under which the pipeline hands values to user code (custom_config).
+TRAINING_CONFIG_KEY = "training"
+TRIALS_KEY = "trials"
+IMAGE_SIZE_KEY = "image_size"
+
+# MobileNetV2's widths (Keras accepts these alphas) and its smallest input.
+ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
+HEADS = ("pooling", "flatten")
+WEIGHT_CHOICES = ("bundled", "imagenet", "none")
+
+
+class SettingsError(ValueError):
+    """A setting is unknown or outside what it accepts; the message names it."""
+
+
+def _setting(default: Any, *, low=None, high=None, choices=None, open_low=False):
+    return dataclasses.field(
+        default=default, metadata={"low": low, "high": high, "choices": choices, "open_low": open_low}
+    )
+
+
+def allowed(cls: type, name: str) -> str:
+    """What field `name` of `cls` accepts, in words (for help and errors)."""
+    field = next(f for f in dataclasses.fields(cls) if f.name == name)
+    rule = field.metadata
+    if rule.get("choices"):
+        return "one of " + ", ".join(map(str, rule["choices"]))
+    if rule.get("low") is not None:
+        opening = "(" if rule["open_low"] else "["
+        return f"{opening}{rule['low']}, {rule['high']}]"
+    return "any value"
+
+
+def _validate(config) -> None:
+    hints = typing.get_type_hints(type(config))
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        kind = hints[field.name]
+        if kind in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise SettingsError(f"setting {field.name}={value!r} is not a number")
+        if kind is int and not float(value).is_integer():
+            raise SettingsError(f"setting {field.name}={value!r} is not a whole number")
+        rule = field.metadata
+        if rule.get("choices") and value not in rule["choices"]:
+            raise SettingsError(f"setting {field.name}={value!r}: allowed {allowed(type(config), field.name)}")
+        low, high = rule.get("low"), rule.get("high")
+        if low is not None and not (low < value if rule["open_low"] else low <= value) or (high is not None and value > high):
+            raise SettingsError(f"setting {field.name}={value!r} is out of range: allowed {allowed(type(config), field.name)}")
+
+
+def _refuse_unknown(values: Mapping[str, Any], known: set[str], where: str) -> None:
+    unknown = set(values) - known
+    if unknown:
+        hint = ""
+        if IMAGE_SIZE_KEY in unknown and where != "flowers":
+            hint = " (the image size is the Transform graph's: set image_size for the whole pipeline)"
+        raise SettingsError(
+            f"unknown setting(s) {', '.join(sorted(unknown))} for {where}{hint}; known: {', '.join(sorted(known))}"
+        )
+
+
+def _coerce(cls: type, name: str, value: Any) -> Any:
+    """Turn a CLI string into the field's declared type."""
+    if not isinstance(value, str):
+        return value
+    kind = typing.get_type_hints(cls)[name]
+    try:
+        if kind is bool:
+            if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                raise ValueError(value)
+            return value.lower() in ("1", "true", "yes")
+        if kind in (int, float, str):
+            return kind(value)
+        if kind == tuple[str, ...]:
+            return tuple(value.split())
+    except ValueError:
+        raise SettingsError(f"setting {name}={value!r} is not a valid {kind.__name__}") from None
+    raise SettingsError(f"setting {name} cannot be set from the command line")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """What the Trainer needs; JSON-serialisable so it crosses into `run_fn`.
+
+    The image size is not here: the Trainer takes it from the Transform
+    graph it is given, so the two can never disagree.
+    """
+
+    alpha: float = _setting(0.5, choices=ALPHAS)
+    # "bundled" (shipped with the repo), "imagenet" (downloads), "none", or a .h5 path.
+    weights: str = "bundled"
+    # "pooling": global average pooling + dropout; "flatten": the lab's recipe.
+    head: str = _setting("pooling", choices=HEADS)
+    dropout: float = _setting(0.5, low=0.0, high=0.95)
+    augment: bool = True
+    # Training-only augmentation besides horizontal flips (0 turns one off):
+    # rotation (fraction of a full turn), zoom in/out (fraction of the side),
+    # brightness/contrast change (fraction of the value range).
+    augment_rotation: float = _setting(0.05, low=0.0, high=0.5)
+    augment_zoom: float = _setting(0.1, low=0.0, high=0.9)
+    augment_color: float = _setting(0.1, low=0.0, high=0.9)
+    label_smoothing: float = _setting(0.1, low=0.0, high=0.9)
+    batch_size: int = _setting(32, low=1, high=4096)
+    epochs: int = _setting(15, low=1, high=1000)
+    learning_rate: float = _setting(1e-3, low=0.0, high=1.0, open_low=True)
+    # Second phase: unfreeze the top of the backbone at a lower learning rate.
+    fine_tune_epochs: int = _setting(20, low=0, high=1000)
+    fine_tune_layers: int = _setting(30, low=0, high=154)
+    fine_tune_learning_rate: float = _setting(1e-4, low=0.0, high=1.0, open_low=True)
+    # Both phases stop after this many epochs without a better validation
+    # accuracy (and keep their best weights); the learning rate drops 0.3x
+    # after one epoch less without a lower validation loss.
+    early_stopping_patience: int = _setting(5, low=1, high=1000)
+    seed: int = _setting(42, low=0, high=2**31 - 1)
+    # Decoded images are kept in memory up to this many MiB (decoded once per
+    # run, not once per epoch); above it they spill to a cache file.
+    cache_memory_mb: int = _setting(2048, low=0, high=1 << 20)
+    # TPU name or address ("local" on a TPU VM); empty uses $TPU_NAME if set.
+    tpu: str = ""
+
+    def __post_init__(self):
+        _validate(self)
+        if self.weights not in WEIGHT_CHOICES and not self.weights.endswith(".h5"):
+            raise SettingsError(
+                f"setting weights={self.weights!r}: allowed {', '.join(WEIGHT_CHOICES)} or a path to a Keras .h5 file"
+            )
+        if self.weights == "bundled" and self.alpha not in bundled_weights.BUNDLED:
+            raise SettingsError(
+                f"setting alpha={self.alpha}: no bundled weights for it (bundled: "
+                f"{', '.join(map(str, bundled_weights.BUNDLED))}); pass weights=imagenet when online, "
+                "or weights=PATH to a Keras no-top .h5 file"
+            )
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TrainingConfig":
+        values = json.loads(text)
+        _refuse_unknown(values, {f.name for f in dataclasses.fields(cls)}, "the Trainer's configuration")
+        return cls(**values)
+
+    def with_values(self, values: Mapping[str, Any]) -> "TrainingConfig":
+        """This config with some fields replaced (e.g. a tuner trial's values)."""
+        return dataclasses.replace(self, **values)
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """A pipeline run: where data comes from and goes, and the gates it must pass."""
+
+    pipeline_name: str = "flowers"
+    # Folder (or URI) of TFRecord shards: flat, `span-N/`, and/or `train/` + `eval/`.
+    data_root: str = SAMPLE_DATA
+    # Everything the run writes: TFX artifacts, ML Metadata, pushed models.
+    output_dir: str = "outputs"
+    # Folder holding the curated schema.pbtxt; empty infers one with SchemaGen.
+    schema_dir: str = CURATED_SCHEMA
+    # Side of the square model input: Transform crops to it, and the Trainer
+    # reads it back from the Transform graph. MobileNetV2 takes 32 px and up.
+    image_size: int = _setting(192, low=32, high=1024)
+    training: TrainingConfig = TrainingConfig()
+    # Evaluator gates: absolute accuracy, and how much the accuracy may drop
+    # below the last blessed model's (0 means no regression at all).
+    min_accuracy: float = _setting(0.75, low=0.0, high=1.0)
+    max_accuracy_drop: float = _setting(0.0, low=0.0, high=1.0)
+    # Data gate: every class needs at least this many examples in every split.
+    # 1 catches a class that is missing altogether (the failure that silently
+    # trains a 4-class model); raise it for real data sets.
+    min_class_examples: int = _setting(1, low=0, high=10**9)
+    # Compare with the latest blessed model (a Resolver feeds the Evaluator a
+    # baseline). Open-source KFP 2.x cannot run Resolver tasks: set it false
+    # there; the absolute accuracy gate stays.
+    compare_to_blessed: bool = True
+    tune: bool = False
+    tuner_trials: int = _setting(4, low=1, high=1000)
+    beam_args: tuple[str, ...] = LOCAL_BEAM_ARGS
+    enable_cache: bool = True
+    # Container image named by the compiled Kubeflow spec (kubeflow/Dockerfile);
+    # push it where the cluster can pull it and set e.g. gcr.io/PROJECT/flowers:TAG.
+    image: str = "flowers:latest"
+
+    def __post_init__(self):
+        _validate(self)
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.pipeline_name):
+            raise SettingsError(
+                f"setting pipeline_name={self.pipeline_name!r}: letters, digits, '_', '.' and '-' only"
+            )
+        for name in ("data_root", "output_dir", "image"):
+            if not getattr(self, name):
+                raise SettingsError(f"setting {name} is empty")
+
+    @property
+    def pipeline_root(self) -> str:
+        return f"{self.output_dir.rstrip('/')}/tfx"
+
+    @property
+    def metadata_path(self) -> str:
+        return f"{self.output_dir.rstrip('/')}/metadata.sqlite"
+
+    @property
+    def serving_dir(self) -> str:
+        return f"{self.output_dir.rstrip('/')}/serving"
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "PipelineConfig":
+        values = json.loads(text)
+        training = TrainingConfig(**values.pop("training"))
+        return cls(**{**values, "beam_args": tuple(values["beam_args"])}, training=training)
+
+    def override(self, values: Mapping[str, Any]) -> "PipelineConfig":
+        """A copy with fields replaced; training fields may be named bare."""
+        top = {f.name for f in dataclasses.fields(self)} - {"training"}
+        train = {f.name for f in dataclasses.fields(TrainingConfig)}
+        _refuse_unknown(values, top | train, "flowers")
+        training = dataclasses.replace(
+            self.training, **{k: _coerce(TrainingConfig, k, v) for k, v in values.items() if k in train}
+        )
+        return dataclasses.replace(
+            self,
+            training=training,
+            **{k: _coerce(PipelineConfig, k, v) for k, v in values.items() if k in top},
+        )

@@ -1,0 +1,41 @@
+"""How a pipeline run ends: its state in `flowers history` and its exit code.
+
+The same numbers for `flowers run`, the `tfx` local-engine entry file and
+schedulers reading them (README, "Exit codes").
+"""
+from __future__ import annotations
+
+import enum
+
+
+class State(str, enum.Enum):
+    PUSHED = "pushed"  # blessed by every gate and pushed
+    REFUSED = "refused"  # trained, but a model gate refused it
+    DATA_REFUSED = "data refused"  # the data gate stopped the run before training
+    FAILED = "failed"  # a component failed (named in the summary)
+    INTERRUPTED = "interrupted"  # stopped by SIGINT / SIGTERM, or killed
+    RUNNING = "running"  # still running (holds the output dir's lock)
+
+
+PUSHED = 0
+FAILED = 1
+USAGE = 2  # bad usage or settings; also: the output dir is in use by another run
+REFUSED = 3
+DATA_REFUSED = 4
+SIGINT = 130
+SIGTERM = 143
+
+EXIT_CODES = {
+    State.PUSHED: PUSHED,
+    State.REFUSED: REFUSED,
+    State.DATA_REFUSED: DATA_REFUSED,
+    State.FAILED: FAILED,
+    State.INTERRUPTED: SIGINT,
+}
+
+HELP = (
+    "Exit codes: 0 a model was blessed and pushed; 3 the model was trained but refused "
+    "by a gate (named in the output); 4 the data was refused by validation; 2 bad usage "
+    "or settings, or the output dir is in use by another run; 130 / 143 interrupted by "
+    "SIGINT / SIGTERM; 1 anything else."
+)

@@ -1,0 +1,237 @@
+"""Run the local pipeline so that a scheduler can trust it.
+
+The supervisor (this process, light: no TensorFlow) checks what it can at
+once, takes the output dir's lock, and runs the pipeline in a worker process
+(`flowers.pipeline.local`) of its own session. It prints the worker's
+progress lines, keeps everything else in the run's log file, and ends with
+the run's own summary and an exit code (`flowers.outcome`). On SIGINT or
+SIGTERM it stops the worker's whole process group (Beam workers included),
+so no later component starts and nothing is pushed; the run is recorded as
+interrupted.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Callable
+
+from flowers import outcome, weights
+from flowers.config import PipelineConfig
+from flowers.data import layout
+
+LOCK_FILE = ".flowers-run.lock"
+RUNS_DIR = "runs"
+_GRACE_SECONDS = 10
+
+
+class OutputDirBusy(RuntimeError):
+    """Another run holds the output dir; the message names it."""
+
+
+class RunLock:
+    """One run at a time per output dir: an exclusive flock, which the kernel
+    drops when its holder dies (a killed run's lock is taken over at once).
+    The file names the holder: pid, run id, start time."""
+
+    def __init__(self, output_dir: str):
+        self.path = os.path.join(output_dir, LOCK_FILE)
+        self.fd: int | None = None
+
+    def acquire(self, run_id: str) -> dict:
+        """Take the lock; returns what the previous holder wrote (a killed
+        run's record, or {})."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read(fd)
+            os.close(fd)
+            raise OutputDirBusy(
+                f"{os.path.dirname(self.path)} is in use by run {holder.get('run_id', '?')} "
+                f"(pid {holder.get('pid', '?')}, started {holder.get('started', '?')}); "
+                "wait for it to end or choose another --output-dir"
+            ) from None
+        previous = _read(fd)
+        os.ftruncate(fd, 0)
+        started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "run_id": run_id, "started": started}).encode(), 0)
+        self.fd = fd
+        return previous
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+    @staticmethod
+    def live_run(output_dir: str) -> str | None:
+        """The run id of the run holding the lock now, if any."""
+        path = os.path.join(output_dir, LOCK_FILE)
+        if not os.path.exists(path):
+            return None
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _read(fd).get("run_id")
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
+
+def _read(fd: int) -> dict:
+    try:
+        return json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+    except ValueError:
+        return {}
+
+
+@dataclasses.dataclass
+class RunResult:
+    run_id: str
+    exit_code: int
+    summary: object | None  # results.RunSummary, when the run got that far
+    log_file: str
+
+
+def check_inputs(config: PipelineConfig) -> None:
+    """What can be refused at once, before any component (or TensorFlow) starts."""
+    weights.resolve(config.training.weights, config.training.alpha)
+    layout.check_data_root(config.data_root)
+
+
+def run(config: PipelineConfig, echo: Callable[[str], None] = print, verbose: bool = False) -> RunResult:
+    """Run the pipeline under supervision; returns its exit code and summary."""
+    check_inputs(config)
+    # Absolute, so that paths recorded in ML Metadata work from any folder.
+    config = dataclasses.replace(config, output_dir=os.path.abspath(config.output_dir))
+    os.makedirs(config.output_dir, exist_ok=True)
+    if not os.access(config.output_dir, os.W_OK):
+        raise PermissionError(f"output dir {config.output_dir} is not writable")
+    run_id = datetime.datetime.now().isoformat()
+    lock = RunLock(config.output_dir)
+    previous = lock.acquire(run_id)
+    try:
+        if previous.get("run_id"):
+            _after_kill(config, previous["run_id"], echo)
+        return _supervise(config, run_id, echo, verbose)
+    finally:
+        lock.release()
+
+
+def _after_kill(config: PipelineConfig, run_id: str, echo) -> None:
+    """The last holder of the lock died without releasing it: record its run
+    as interrupted and drop anything it half-pushed."""
+    echo(f"note: run {run_id} was killed before it ended; recorded as interrupted")
+    _record_interrupted(config, run_id)
+
+
+def _supervise(config: PipelineConfig, run_id: str, echo, verbose: bool) -> RunResult:
+    run_dir = os.path.join(config.output_dir, RUNS_DIR, run_id.replace(":", "-"))
+    os.makedirs(run_dir, exist_ok=True)
+    log_file = os.path.join(run_dir, "run.log")
+    echo(f"run {run_id}: data {config.data_root} -> {config.output_dir}")
+    echo(f"log: {log_file}")
+    read_end, write_end = os.pipe()
+    env = {
+        **os.environ,
+        "FLOWERS_CONFIG": config.to_json(),
+        "FLOWERS_PROGRESS_FD": str(write_end),
+        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "1"),
+        "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", "ignore"),
+    }
+    with open(log_file, "ab") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "flowers.pipeline.local", run_id],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=None if verbose else log,
+            stderr=None if verbose else log,
+            pass_fds=(write_end,),
+            start_new_session=True,  # its own process group: stopped as one
+        )
+    os.close(write_end)
+    received: list[int] = []
+    with _forward_signals(worker, received):
+        with os.fdopen(read_end, "r", buffering=1) as progress:
+            for line in progress:
+                echo(line.rstrip("\n"))
+        worker.wait()
+    if received:
+        _stop(worker)
+        _record_interrupted(config, run_id)
+        code = outcome.SIGINT if received[0] == signal.SIGINT else outcome.SIGTERM
+        echo(f"interrupted by {signal.Signals(received[0]).name}: no later component ran, nothing was pushed")
+        return RunResult(run_id, code, None, log_file)
+    from flowers.pipeline import results
+
+    store = results.store_for(config)
+    if run_id not in results.run_ids(store):
+        echo(f"the pipeline did not start; see {log_file}")
+        return RunResult(run_id, outcome.FAILED, None, log_file)
+    summary = results.summarize(store, run_id, live_run=None)
+    code = outcome.EXIT_CODES[outcome.State(summary.state)]
+    if worker.returncode != 0 and code == outcome.PUSHED:
+        code = outcome.FAILED
+    return RunResult(run_id, code, summary, log_file)
+
+
+@contextlib.contextmanager
+def _forward_signals(worker: subprocess.Popen, received: list[int]):
+    """SIGINT / SIGTERM stop the worker's whole process group at once."""
+
+    def handler(signum, frame):
+        received.append(signum)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGTERM)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _stop(worker: subprocess.Popen) -> None:
+    """SIGTERM the group, then SIGKILL what is left of it after a grace period."""
+    deadline = time.monotonic() + _GRACE_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(worker.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(worker.pid, signal.SIGKILL)
+
+
+def _record_interrupted(config: PipelineConfig, run_id: str) -> None:
+    """Mark the run interrupted in ML Metadata and remove serving folders a
+    stopped Pusher may have half-written (those it never recorded as pushed)."""
+    from flowers.pipeline import results
+
+    if not os.path.exists(config.metadata_path):
+        return
+    store = results.store_for(config)
+    results.mark_interrupted(store, run_id)
+    if os.path.isdir(config.serving_dir):
+        recorded = results.pushed_destinations(store)
+        for name in os.listdir(config.serving_dir):
+            path = os.path.join(config.serving_dir, name)
+            if name.isdigit() and path not in recorded and os.path.isdir(path):
+                import shutil
+
+                shutil.rmtree(path, ignore_errors=True)
