@@ -64,11 +64,14 @@ def describe_anomalies(uri: str) -> dict[str, list[str]]:
 
 
 def _reasons(info) -> str:
-    texts = []
-    for reason in info.reason:
-        text = reason.description or reason.short_description
-        # Custom SQL validations repeat the query after the description.
-        texts.append(text.split(" Query: ")[0].replace("Custom validation triggered anomaly.", "").strip() or text)
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+    texts = [
+        # A custom validation's own words are its short description; its
+        # description only repeats the SQL.
+        r.short_description if r.type == anomalies_pb2.AnomalyInfo.CUSTOM_VALIDATION else (r.description or r.short_description)
+        for r in info.reason
+    ]
     return "; ".join(texts) or info.description
 
 

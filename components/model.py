@@ -56,7 +56,48 @@ def augmentation(cfg: TrainingConfig) -> keras.Sequential:
     if cfg.augment_color > 0:
         layers.append(keras.layers.RandomBrightness(cfg.augment_color, value_range=(-1.0, 1.0), seed=seed))
         layers.append(RandomContrast(cfg.augment_color, seed=seed))
+    if cfg.augment_degrade > 0:
+        layers.append(RandomDegrade(cfg.augment_degrade, seed=seed))
     return keras.Sequential(layers, name="augmentation")
+
+
+class RandomDegrade(keras.layers.Layer):
+    """What phones, chat apps and thumbnails do to photos, on a random
+    `rate` of the training images each: downscale (to 40-100% of the side)
+    and back, JPEG recompression (quality 40-95), or a mild blur. For images
+    in [-1, 1]; only in training."""
+
+    def __init__(self, rate: float, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = rate
+        self.seed = seed
+
+    def call(self, images, training=None):
+        if not training:
+            return images
+        return tf.map_fn(self._one, images, fn_output_signature=images.dtype)
+
+    def _one(self, image):
+        side = tf.shape(image)[:2]
+        pick = tf.random.uniform([3], seed=self.seed)
+        scale = tf.random.uniform([], 0.4, 1.0, seed=self.seed)
+        small = tf.maximum(tf.cast(tf.cast(side, tf.float32) * scale, tf.int32), 8)
+        image = tf.cond(
+            pick[0] < self.rate,
+            lambda: tf.image.resize(tf.image.resize(image, small, antialias=True), side),
+            lambda: image,
+        )
+        unit = (image + 1.0) / 2.0
+        quality = tf.random.uniform([], 40, 96, dtype=tf.int32, seed=self.seed)
+        unit = tf.cond(pick[1] < self.rate, lambda: tf.image.adjust_jpeg_quality(unit, quality), lambda: unit)
+        kernel = tf.constant([1.0, 2.0, 1.0]) / 4.0
+        kernel = tf.tile((kernel[:, None] * kernel[None, :])[:, :, None, None], [1, 1, 3, 1])
+        blurred = lambda: tf.nn.depthwise_conv2d(unit[None], kernel, [1, 1, 1, 1], "SAME")[0]  # noqa: E731
+        unit = tf.cond(pick[2] < self.rate, blurred, lambda: unit)
+        return tf.reshape(unit * 2.0 - 1.0, tf.shape(image))
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
 
 
 class RandomContrast(keras.layers.Layer):

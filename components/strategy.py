@@ -5,6 +5,8 @@ import logging
 
 import tensorflow as tf
 
+from flowers import progress
+
 log = logging.getLogger(__name__)
 
 
@@ -17,10 +19,9 @@ def choose_strategy(tpu: str = "") -> tf.distribute.Strategy:
         strategy = tf.distribute.MirroredStrategy()
     if strategy is None:
         strategy = tf.distribute.get_strategy()
-    log.info(
-        "distribution strategy: %s with %d replica(s)",
-        type(strategy).__name__,
-        strategy.num_replicas_in_sync,
+    devices = [d.name for d in tf.config.list_logical_devices() if d.device_type != "CPU"] or ["CPU"]
+    progress.say(
+        f"distribution strategy: {type(strategy).__name__}, {strategy.num_replicas_in_sync} replica(s) on {', '.join(devices)}"
     )
     return strategy
 

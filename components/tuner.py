@@ -22,7 +22,7 @@ from tfx import v1 as tfx
 
 from flowers.components import model as model_lib
 from flowers.components import trainer
-from flowers.config import TRAINING_CONFIG_KEY, TRIALS_KEY, TrainingConfig
+from flowers.config import TRAINING_CONFIG_KEY, TRIALS_KEY, VALIDATION_FROM_TRAIN_KEY, TrainingConfig
 
 log = logging.getLogger(__name__)
 OBJECTIVE = "val_accuracy"
@@ -85,8 +85,13 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     trials = int(fn_args.custom_config[TRIALS_KEY])
     tft_output = tft.TFTransformOutput(fn_args.transform_graph_path)
     tuner = TrainingConfigSearch(base, trainer.image_size(tft_output), trials, directory=fn_args.working_dir)
-    train = trainer.input_dataset(fn_args.train_files, fn_args.data_accessor, tft_output, base, training=True)
-    val = trainer.input_dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, base, training=False)
+    percent = fn_args.custom_config.get(VALIDATION_FROM_TRAIN_KEY)
+    train = trainer.input_dataset(
+        fn_args.train_files, fn_args.data_accessor, tft_output, base, True, carve=(percent, False) if percent else None
+    )
+    val = trainer.input_dataset(
+        fn_args.eval_files, fn_args.data_accessor, tft_output, base, False, carve=(percent, True) if percent else None
+    )
     return tfx.components.TunerFnResult(
         tuner=tuner,
         fit_kwargs={"train": train, "val": val, "log_root": os.path.join(fn_args.working_dir, "logs")},

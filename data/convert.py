@@ -1,6 +1,6 @@
 """Convert a `flower_photos`-style folder into TFRecord shards (labs' format).
 
-    PHOTOS_DIR/<class name>/<photo>.jpg  ->  OUT_DIR/flowers-0000i-of-0000n.tfrec
+    PHOTOS_DIR/<class name>/<photo>.jpg  ->  DATA_ROOT/span-N/flowers-0000i-of-0000n.tfrec
 
 Runs as a Beam pipeline. Shards are written into a staging folder and moved
 into place only once every shard is complete, so an error leaves no partial
@@ -102,18 +102,38 @@ class _ToExample(beam.DoFn):
         yield example.SerializeToString()
 
 
-def convert(
+def convert(photos_dir: str, data_root: str, **kwargs) -> ConversionResult:
+    """Start a data root: `photos_dir` becomes `data_root/span-1/`. An
+    existing, non-empty data root is refused: new photos go in with `add_span`."""
+    if os.path.isdir(data_root) and [n for n in os.listdir(data_root) if not n.startswith(".")]:
+        raise ConversionError(
+            f"{data_root}: already exists and is not empty; add new photos as the next span with "
+            f"`flowers data add-span {photos_dir} {data_root}`, or choose a new folder"
+        )
+    return write_span(photos_dir, layout.span_dir(data_root, 1), **kwargs)
+
+
+def add_span(photos_dir: str, data_root: str, **kwargs) -> ConversionResult:
+    """Convert `photos_dir` into the next `span-N/` folder under `data_root`,
+    the span the next run ingests."""
+    layout.refuse_flat(data_root)
+    existing = layout.spans(data_root)
+    return write_span(photos_dir, layout.span_dir(data_root, existing[-1] + 1 if existing else 1), **kwargs)
+
+
+def write_span(
     photos_dir: str,
     out_dir: str,
     image_size: int = PipelineConfig.image_size,
     num_shards: int = DEFAULT_SHARDS,
     beam_args: Sequence[str] = (),
 ) -> ConversionResult:
-    """Convert `photos_dir` into shards in `out_dir` (created; must not hold shards)."""
+    """Convert `photos_dir` into shards in the new folder `out_dir`; on any
+    error nothing is left behind."""
     photos = list_photos(photos_dir)
-    if os.path.isdir(out_dir) and any(n.endswith(layout.SHARD_SUFFIX) for n in os.listdir(out_dir)):
-        raise ConversionError(f"{out_dir}: already holds {layout.SHARD_SUFFIX} shards; choose an empty folder")
-    os.makedirs(out_dir, exist_ok=True)
+    if os.path.exists(out_dir):
+        raise ConversionError(f"{out_dir}: already exists; choose a new span folder")
+    os.makedirs(out_dir)
     staging = tempfile.mkdtemp(prefix=".staging-", dir=out_dir)
     try:
         _run(photos, staging, image_size, num_shards, beam_args)
@@ -123,6 +143,9 @@ def convert(
         shards = sorted(n for n in os.listdir(staging) if n.endswith(layout.SHARD_SUFFIX))
         for name in shards:
             os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
+    except BaseException:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ConversionResult(
@@ -156,12 +179,3 @@ def _read_skipped(staging: str) -> list[str]:
         return []
     with open(path) as f:
         return sorted(line.strip() for line in f if line.strip())
-
-
-def add_span(photos_dir: str, data_root: str, **kwargs) -> ConversionResult:
-    """Convert `photos_dir` into the next `span-N/` folder under `data_root`,
-    the span that ExampleGen picks on the next run."""
-    existing = layout.spans(data_root)
-    return convert(photos_dir, layout.span_dir(data_root, existing[-1] + 1 if existing else 1), **kwargs)
-
-

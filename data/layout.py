@@ -1,8 +1,10 @@
 """How TFRecord shards lie under a data root, and how ExampleGen reads them.
 
-A data root holds shards directly, or one folder per span (`span-1/`,
-`span-2/`, ...; ExampleGen takes the latest), and either may hold `train/` and
-`eval/` folders, which are then used as the split instead of a 4:1 hash split.
+A data root is a series of spans, `span-1/`, `span-2/`, ... Each span holds
+shards, split by hash into train / validation / eval (70/15/15 by default),
+or `train/` and `eval/` folders (validation is then carved from train). A run
+ingests the newest span (ExampleGen's `{SPAN}`); the Trainer and Evaluator
+see the latest `span_window` spans ingested so far (pipeline/pipeline.py).
 """
 from __future__ import annotations
 
@@ -12,8 +14,9 @@ import re
 
 SHARD_SUFFIX = ".tfrec"
 SPAN_PREFIX = "span-"
-SPLIT_DIRS = ("train", "eval")
-HASH_SPLIT = (("train", 4), ("eval", 1))
+TRAIN, VALIDATION, EVAL = "train", "validation", "eval"
+# Folders a span may hold instead of shards, when its split is given.
+SPLIT_DIRS = (TRAIN, EVAL)
 
 
 def _is_uri(path: str) -> bool:
@@ -56,38 +59,76 @@ def span_dir(data_root: str, span: int) -> str:
     return f"{data_root.rstrip('/')}/{SPAN_PREFIX}{span}"
 
 
-def check_data_root(data_root: str) -> None:
-    """A clear error unless ExampleGen will find shards under `data_root`."""
-    inputs, _ = example_gen_configs(data_root)
-    span = spans(data_root)
-    for split in inputs.splits:
-        pattern = split.pattern.replace("{SPAN}", str(span[-1]) if span else "")
-        if not _glob(f"{data_root.rstrip('/')}/{pattern}"):
+def flat_shards(data_root: str) -> list[str]:
+    """Shards lying directly in the data root (the old layout)."""
+    return _glob(f"{data_root.rstrip('/')}/*{SHARD_SUFFIX}")
+
+
+def is_presplit(span_folder: str) -> bool:
+    """True when a span holds `train/` and `eval/` folders instead of shards."""
+    return all(_isdir(f"{span_folder}/{s}") for s in SPLIT_DIRS)
+
+
+def refuse_flat(data_root: str) -> None:
+    """Shards directly in the root (the old layout) would be ignored: say how to move them."""
+    if flat_shards(data_root):
+        root = data_root.rstrip("/")
+        raise FileNotFoundError(
+            f"{data_root}: holds {SHARD_SUFFIX} shards directly, the old flat layout; a data root is now "
+            f"a series of span folders. Move them into the first span: "
+            f"mkdir {root}/{SPAN_PREFIX}1 && mv {root}/*{SHARD_SUFFIX} {root}/{SPAN_PREFIX}1/"
+        )
+
+
+def check_data_root(data_root: str, span: int = 0) -> None:
+    """A clear error unless ExampleGen will find shards in the span a run
+    ingests (`span`, or the newest when 0)."""
+    refuse_flat(data_root)
+    found = spans(data_root)
+    if not found:
+        raise FileNotFoundError(
+            f"{data_root}: no {SPAN_PREFIX}N folders with {SHARD_SUFFIX} shards; "
+            "make the first with `flowers data convert PHOTOS_DIR DATA_ROOT`"
+        )
+    if span and span not in found:
+        raise FileNotFoundError(f"{data_root}: no {SPAN_PREFIX}{span} (spans here: {', '.join(map(str, found))})")
+    folder = span_dir(data_root, span or found[-1])
+    patterns = [f"{s}/*{SHARD_SUFFIX}" for s in SPLIT_DIRS] if is_presplit(folder) else [f"*{SHARD_SUFFIX}"]
+    for pattern in patterns:
+        if not _glob(f"{folder}/{pattern}"):
             raise FileNotFoundError(
-                f"{data_root}: no {SHARD_SUFFIX} shards match {pattern}; "
-                "make some with `flowers data convert PHOTOS_DIR OUT_DIR`"
+                f"{folder}: no {SHARD_SUFFIX} shards match {pattern}; "
+                "add photos with `flowers data add-span PHOTOS_DIR DATA_ROOT`"
             )
 
 
-def example_gen_configs(data_root: str):
-    """ImportExampleGen's input config, and its output config (None when the
-    input already carries its split)."""
-    from tfx.proto import example_gen_pb2
+def example_gen_configs(data_root: str, validation_percent: int, eval_percent: int, span: int = 0, every_span: bool = False):
+    """ImportExampleGen's input, output and range configs, split by hash into
+    train / validation / eval unless the spans hold train/ and eval/ folders
+    (the Trainer then carves validation from train). `every_span`: all span
+    folders present when the run starts, in one artifact (a glob, so it works
+    on every orchestrator); else the span `span` (0: the newest at run time,
+    TFX's `{SPAN}` resolution)."""
+    from tfx.proto import example_gen_pb2, range_config_pb2
 
-    prefix = f"{SPAN_PREFIX}{{SPAN}}/" if spans(data_root) else ""
-    first = span_dir(data_root, spans(data_root)[-1]) if prefix else data_root
-    if all(_isdir(f"{first}/{s}") for s in SPLIT_DIRS):
-        splits = [
-            example_gen_pb2.Input.Split(name=s, pattern=f"{prefix}{s}/*{SHARD_SUFFIX}")
-            for s in SPLIT_DIRS
-        ]
-        return example_gen_pb2.Input(splits=splits), None
+    found = spans(data_root)
+    folder = span_dir(data_root, span or (found[-1] if found else 1))
+    prefix = f"{SPAN_PREFIX}*/" if every_span else f"{SPAN_PREFIX}{{SPAN}}/"
+    ranged = (
+        range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(start_span_number=span, end_span_number=span))
+        if span and not every_span
+        else None
+    )
+    if is_presplit(folder):
+        splits = [example_gen_pb2.Input.Split(name=s, pattern=f"{prefix}{s}/*{SHARD_SUFFIX}") for s in SPLIT_DIRS]
+        return example_gen_pb2.Input(splits=splits), None, ranged
     single = example_gen_pb2.Input(
         splits=[example_gen_pb2.Input.Split(name="single_split", pattern=f"{prefix}*{SHARD_SUFFIX}")]
     )
+    buckets = ((TRAIN, 100 - validation_percent - eval_percent), (VALIDATION, validation_percent), (EVAL, eval_percent))
     hashed = example_gen_pb2.Output(
         split_config=example_gen_pb2.SplitConfig(
-            splits=[example_gen_pb2.SplitConfig.Split(name=n, hash_buckets=b) for n, b in HASH_SPLIT]
+            splits=[example_gen_pb2.SplitConfig.Split(name=n, hash_buckets=b) for n, b in buckets]
         )
     )
-    return single, hashed
+    return single, hashed, ranged

@@ -18,7 +18,7 @@ def make_sample(photos_dir: str, out_dir: str, per_class: int, **kwargs) -> conv
         for path, class_name in chosen:
             os.makedirs(os.path.join(tmp, class_name), exist_ok=True)
             os.symlink(os.path.abspath(path), os.path.join(tmp, class_name, os.path.basename(path)))
-        result = convert.convert(tmp, layout.span_dir(out_dir, 1), **kwargs)
+        result = convert.convert(tmp, out_dir, **kwargs)
     _write_credits(photos_dir, out_dir, {f"{c}/{os.path.basename(p)}" for p, c in chosen})
     return result
 

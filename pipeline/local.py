@@ -4,7 +4,7 @@
 `flowers.pipeline.supervisor` starts: it reads the config from
 $FLOWERS_CONFIG, runs every component in this process under the given run
 id, and writes one progress line per component to file descriptor
-$FLOWERS_PROGRESS_FD (everything else goes to its stdout/stderr, the run log).
+`flowers.progress` (everything else goes to its stdout/stderr, the run log).
 """
 from __future__ import annotations
 
@@ -21,18 +21,18 @@ from tfx.orchestration.portable import launcher, runtime_parameter_utils
 from ml_metadata.proto import metadata_store_pb2
 from tfx.dsl.compiler import constants
 
+from flowers import progress
 from flowers.config import PipelineConfig
 from flowers.pipeline.pipeline import create_pipeline
 
 CONFIG_ENV = "FLOWERS_CONFIG"
-PROGRESS_FD_ENV = "FLOWERS_PROGRESS_FD"
 
 
 def metadata_config(config: PipelineConfig):
     return tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
 
 
-def run(config: PipelineConfig, run_id: str, report: Callable[[str], None] = print) -> None:
+def run(config: PipelineConfig, run_id: str, report: Callable[[str], None] = progress.say) -> None:
     """Every component in order, under `run_id`, as TFX's LocalDagRunner
     does, reporting each one's end (ran / cached / failed, seconds). A failed
     component raises: no later component starts."""
@@ -79,10 +79,8 @@ def _first_line(error: BaseException) -> str:
 def main() -> None:
     run_id = sys.argv[1]
     config = PipelineConfig.from_json(os.environ[CONFIG_ENV])
-    fd = int(os.environ.get(PROGRESS_FD_ENV, "1"))
-    progress = os.fdopen(fd, "w", buffering=1, closefd=False)
     try:
-        run(config, run_id, report=lambda line: print(line, file=progress, flush=True))
+        run(config, run_id)
     except Exception:
         import traceback
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 from tfx import v1 as tfx
 from tfx.proto import transform_pb2
 
-from flowers.components import evaluation, gates
-from flowers.config import IMAGE_SIZE_KEY, TRAINING_CONFIG_KEY, TRIALS_KEY, PipelineConfig
-from flowers.data.layout import example_gen_configs
+from flowers.components import baseline, evaluation, gates
+from flowers.config import IMAGE_SIZE_KEY, TRAINING_CONFIG_KEY, TRIALS_KEY, VALIDATION_FROM_TRAIN_KEY, PipelineConfig
+from flowers.data import layout
 
 TRANSFORM_FN = "flowers.components.transform.preprocessing_fn"
 RUN_FN = "flowers.components.trainer.run_fn"
@@ -24,14 +24,83 @@ def create_components(
 
     The optional values replace what the config gives ImportExampleGen's
     `input_base`, the Trainer's `custom_config` and the Evaluator's
-    `eval_config`; the Kubeflow runner passes TFX RuntimeParameters there. The
-    data layout (spans, splits) is still read from `config.data_root`.
+    `eval_config`; the Kubeflow runner passes TFX RuntimeParameters there.
+    Whether spans hold train/ and eval/ folders is read from
+    `config.data_root` when the pipeline is built.
     """
-    input_config, output_config = example_gen_configs(config.data_root)
+    data = _data_components(config, data_root)
+    example_gen, schema_gen, data_gate = data[0], data[1], data[-1]
+    window = example_gen.outputs["examples"]
+    if config.span_window:
+        window = latest_spans(window, config.span_window)
+    transform = tfx.components.Transform(
+        examples=window,
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn=TRANSFORM_FN,
+        custom_config={IMAGE_SIZE_KEY: config.image_size},
+        # The graph is applied in the Trainer's input pipeline and the served
+        # model; storing decoded floats would cost ~30x the JPEG bytes.
+        materialize=False,
+        disable_statistics=True,
+        splits_config=transform_pb2.SplitsConfig(analyze=[layout.TRAIN]),
+    )
+    # Nothing is transformed or trained on data the gate refused.
+    transform.add_upstream_node(data_gate)
+    components = [*data, transform]
+    base_model = None
+    if config.warm_start:
+        # TFX's latest-blessed Resolver: the Model artifact keeps the weights
+        # file beside its SavedModel (local runs and Vertex AI).
+        blessed = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        ).with_id("latest_blessed_model_resolver")
+        components.append(blessed)
+        base_model = blessed.outputs["model"]
+    trainer = _trainer(config, window, transform, schema_gen, trainer_config, components, base_model)
+    evaluator_inputs = dict(examples=window, model=trainer.outputs["model"])
+    if config.compare_to_blessed:
+        # The newest pushed model, read from the serving folder: runs on every orchestrator.
+        latest_pushed = baseline.LatestPushedModel(candidate=trainer.outputs["model"], push_destination=config.serving_dir)
+        evaluator_inputs["baseline_model"] = latest_pushed.outputs["baseline"]
+    evaluator = tfx.components.Evaluator(
+        **evaluator_inputs,
+        example_splits=[layout.EVAL],
+        eval_config=evaluation.eval_config(config) if eval_config is None else eval_config,
+    )
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir)
+        ),
+    )
+    baseline_node = [latest_pushed] if config.compare_to_blessed else []
+    return components + [trainer, *baseline_node, evaluator, pusher]
+
+
+def latest_spans(examples: tfx.dsl.Channel, span_window: int):
+    """TFX's rolling span range over ExampleGen's outputs of this and earlier
+    runs: the latest `span_window` spans ingested, the newest version of each.
+    (TFX 1.16's Kubeflow V2 compiler cannot compile it: span_window is local.)"""
+    from tfx.dsl.input_resolution import canned_resolver_functions
+
+    return canned_resolver_functions.rolling_range(examples, num_spans=span_window, min_spans=1)
+
+
+def _data_components(config: PipelineConfig, data_root) -> list:
+    """ExampleGen (every span, or with span_window the newest span), its
+    statistics and schema check, and the data gate that stops the run on
+    any anomaly."""
+    input_config, output_config, range_config = layout.example_gen_configs(
+        config.data_root, config.validation_percent, config.eval_percent, config.span, every_span=not config.span_window
+    )
     example_gen = tfx.components.ImportExampleGen(
         input_base=config.data_root if data_root is None else data_root,
         input_config=input_config,
         output_config=output_config,
+        range_config=range_config,
     )
     if config.schema_dir:
         schema_gen = tfx.components.ImportSchemaGen(schema_file=f"{config.schema_dir}/schema.pbtxt")
@@ -51,65 +120,44 @@ def create_components(
         custom_validation_config=validations,
     )
     data_gate = gates.DataGate(anomalies=example_validator.outputs["anomalies"])
-    transform = tfx.components.Transform(
-        examples=example_gen.outputs["examples"],
-        schema=schema_gen.outputs["schema"],
-        preprocessing_fn=TRANSFORM_FN,
-        custom_config={IMAGE_SIZE_KEY: config.image_size},
-        # The graph is applied in the Trainer's input pipeline and the served
-        # model; storing decoded floats would cost ~30x the JPEG bytes.
-        materialize=False,
-        disable_statistics=True,
-        splits_config=transform_pb2.SplitsConfig(analyze=["train"]),
-    )
-    # Nothing is transformed or trained on data the gate refused.
-    transform.add_upstream_node(data_gate)
+    return [example_gen, schema_gen, statistics_gen, example_validator, data_gate]
+
+
+def _trainer(config: PipelineConfig, window, transform, schema_gen, trainer_config, components: list, base_model=None):
+    """The Trainer (after the Tuner when `tune`), trained on train and
+    stopped on validation; spans with train/ + eval/ folders have no
+    validation split, so the Trainer carves it from train."""
+    presplit = layout.is_presplit(layout.span_dir(config.data_root, config.span or max(layout.spans(config.data_root), default=1)))
+    validation_split = layout.TRAIN if presplit else layout.VALIDATION
     custom_config = {TRAINING_CONFIG_KEY: config.training.to_json()}
-    components = [example_gen, schema_gen, statistics_gen, example_validator, data_gate, transform]
+    if presplit:
+        custom_config[VALIDATION_FROM_TRAIN_KEY] = config.validation_percent
+    splits = dict(
+        train_args=tfx.proto.TrainArgs(splits=[layout.TRAIN]),
+        eval_args=tfx.proto.EvalArgs(splits=[validation_split]),
+    )
     hyperparameters = None
     if config.tune:
         tuner = tfx.components.Tuner(
             tuner_fn=TUNER_FN,
-            examples=example_gen.outputs["examples"],
+            examples=window,
             transform_graph=transform.outputs["transform_graph"],
             schema=schema_gen.outputs["schema"],
-            train_args=tfx.proto.TrainArgs(),
-            eval_args=tfx.proto.EvalArgs(),
             custom_config={**custom_config, TRIALS_KEY: config.tuner_trials},
+            **splits,
         )
         components.append(tuner)
         hyperparameters = tuner.outputs["best_hyperparameters"]
-    trainer = tfx.components.Trainer(
+    return tfx.components.Trainer(
         run_fn=RUN_FN,
-        examples=example_gen.outputs["examples"],
+        examples=window,
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         hyperparameters=hyperparameters,
-        train_args=tfx.proto.TrainArgs(),
-        eval_args=tfx.proto.EvalArgs(),
+        base_model=base_model,
         custom_config=custom_config if trainer_config is None else trainer_config,
+        **splits,
     )
-    evaluator_inputs = dict(examples=example_gen.outputs["examples"], model=trainer.outputs["model"])
-    if config.compare_to_blessed:
-        model_resolver = tfx.dsl.Resolver(
-            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-        ).with_id("latest_blessed_model_resolver")
-        components.append(model_resolver)
-        evaluator_inputs["baseline_model"] = model_resolver.outputs["model"]
-    evaluator = tfx.components.Evaluator(
-        **evaluator_inputs,
-        eval_config=evaluation.eval_config(config) if eval_config is None else eval_config,
-    )
-    pusher = tfx.components.Pusher(
-        model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir)
-        ),
-    )
-    return components + [trainer, evaluator, pusher]
 
 
 def create_pipeline(

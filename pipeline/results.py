@@ -16,13 +16,15 @@ from flowers import features
 from flowers.config import PipelineConfig
 from flowers.outcome import State
 
-CANDIDATE = "candidate"  # TFMA's name for the evaluated model when a baseline is present
+CANDIDATE = "candidate"  # TFMA's names for the evaluated model and its baseline
+BASELINE = "baseline"
 RUN_CONTEXT = "pipeline_run"  # TFX's context type of one pipeline run
 NODE_CONTEXT = "node"
 DATA_GATE = "DataGate"
 # The run's final state, written by the supervisor where the executions alone
 # cannot tell (an interrupted run).
 STATE_PROPERTY = "flowers_state"
+SPANS_PROPERTY = "flowers_spans"
 _UNFINISHED = (metadata_store_pb2.Execution.NEW, metadata_store_pb2.Execution.RUNNING)
 Execution = metadata_store_pb2.Execution
 
@@ -42,6 +44,13 @@ class RunSummary:
     anomalies: dict[str, list[str]]  # split -> "feature: what is wrong", found by ExampleValidator
     gate_failures: list[str]  # why the Evaluator did not bless, one line per failed threshold
     failed_component: str | None  # the component that failed, if one did
+    spans: list[int]  # the spans the Trainer read
+    train_examples: int | None
+    validation_examples: int | None
+    baseline_version: str | None  # the pushed version the candidate was compared with
+    baseline_accuracy: float | None
+    pushed_version: str | None
+    seconds: float | None  # from the first component's start to the last one's end
 
 
 def store_for(config: PipelineConfig) -> mlmd.MetadataStore:
@@ -68,7 +77,12 @@ def summarize(store: mlmd.MetadataStore, run_id: str, live_run: str | None = Non
     states = {names[e.id]: Execution.State.Name(e.last_known_state) for e in executions}
     outputs = _outputs_by_type(store, executions)
     evaluation = _last(outputs.get("ModelEvaluation"))
-    accuracy, recall, count = _metrics(evaluation.uri) if evaluation else (None, {}, None)
+    accuracy, recall, count, baseline_accuracy = _metrics(evaluation.uri) if evaluation else (None, {}, None, None)
+    by_node = {names[e.id]: e for e in executions}
+    examples = _inputs(store, by_node.get("Trainer"), "examples")
+    baseline = _inputs(store, by_node.get("Evaluator"), "baseline_model")
+    counts = _history(model.uri) if model else {}
+    baseline_version = _baseline_version(store, baseline[0]) if baseline else None
     blessing = _last(outputs.get("ModelBlessing"))
     pushed = _last(outputs.get("PushedModel"))
     model = _last(outputs.get("Model"))
@@ -110,7 +124,78 @@ def summarize(store: mlmd.MetadataStore, run_id: str, live_run: str | None = Non
         anomalies=_anomalies(anomalies.uri) if anomalies else {},
         gate_failures=_gate_failures(evaluation.uri) if evaluation else [],
         failed_component=failed,
+        spans=_spans(context, examples),
+        train_examples=counts.get("train_examples"),
+        validation_examples=counts.get("validation_examples"),
+        baseline_version=baseline_version,
+        baseline_accuracy=baseline_accuracy if baseline_version else None,
+        pushed_version=os.path.basename(pushed_to) if pushed_to else None,
+        seconds=_seconds(executions),
     )
+
+
+def _inputs(store: mlmd.MetadataStore, execution, key: str) -> list:
+    """The artifacts `execution` took as input `key`."""
+    if execution is None:
+        return []
+    events = store.get_events_by_execution_ids([execution.id])
+    ids = [e.artifact_id for e in events if e.type == mlmd.proto.Event.INPUT and e.path.steps and e.path.steps[0].key == key]
+    return store.get_artifacts_by_id(ids) if ids else []
+
+
+def _baseline_version(store: mlmd.MetadataStore, model) -> str | None:
+    """The pushed version a baseline Model holds; None when the candidate was
+    its own baseline (nothing pushed yet)."""
+    if "pushed_version" in model.custom_properties:  # components/baseline.py
+        return model.custom_properties["pushed_version"].string_value or None
+    return _pushed_version(store, model)
+
+
+def _pushed_version(store: mlmd.MetadataStore, model) -> str | None:
+    """The serving version a Model artifact was pushed as (its Pusher's output)."""
+    events = store.get_events_by_artifact_ids([model.id])
+    for execution_id in {e.execution_id for e in events if e.type == mlmd.proto.Event.INPUT}:
+        out = store.get_events_by_execution_ids([execution_id])
+        for artifact in store.get_artifacts_by_id([e.artifact_id for e in out if e.type == mlmd.proto.Event.OUTPUT]):
+            if artifact.custom_properties["pushed"].int_value:
+                return os.path.basename(artifact.custom_properties["pushed_destination"].string_value)
+    return None
+
+
+def _spans(context, examples) -> list[int]:
+    """The spans the Trainer read: its Examples artifacts' spans, or (when one
+    artifact holds every span folder) what the run recorded at its start."""
+    spans = {a.custom_properties["span"].int_value for a in examples if "span" in a.custom_properties}
+    if spans - {0}:
+        return sorted(spans)
+    recorded = context.custom_properties[SPANS_PROPERTY].string_value if SPANS_PROPERTY in context.custom_properties else ""
+    return [int(s) for s in recorded.split(",") if s]
+
+
+def record_spans(store: mlmd.MetadataStore, run_id: str, spans: list[int]) -> None:
+    """Note on the run which span folders it read (the data root's at its start)."""
+    context = store.get_context_by_type_and_name(RUN_CONTEXT, run_id)
+    if context is not None:
+        context.custom_properties[SPANS_PROPERTY].string_value = ",".join(map(str, spans))
+        store.put_contexts([context])
+
+
+def _history(model_uri: str) -> dict:
+    import json
+
+    path = os.path.join(model_uri, "history.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def _seconds(executions) -> float | None:
+    if not executions:
+        return None
+    start = min(e.create_time_since_epoch for e in executions)
+    end = max(e.last_update_time_since_epoch for e in executions)
+    return round((end - start) / 1000, 1)
 
 
 def mark_interrupted(store: mlmd.MetadataStore, run_id: str) -> None:
@@ -140,12 +225,39 @@ def pushed_destinations(store: mlmd.MetadataStore) -> set[str]:
     }
 
 
+HISTORY_HEADER = f"{'run':<26}  {'spans':<7} {'train/val/eval':<15} {'accuracy':>8} {'baseline':>8}  {'state':<12}  version or why"
+
+
+def history_row(summary: RunSummary) -> str:
+    """One line of `flowers history`."""
+    def fmt(value):
+        return "-" if value is None else f"{value:.4f}"
+
+    counts = "/".join("-" if n is None else str(n) for n in (summary.train_examples, summary.validation_examples, summary.eval_examples))
+    why = summary.pushed_version or "; ".join(summary.gate_failures)
+    if not why and summary.anomalies:
+        why = next(f"{split}: {lines[0]}" for split, lines in summary.anomalies.items())
+    if not why and summary.failed_component:
+        why = f"{summary.failed_component} failed"
+    spans = ",".join(map(str, summary.spans)) or "-"
+    return f"{summary.run_id[:26]:<26}  {spans:<7} {counts:<15} {fmt(summary.accuracy):>8} {fmt(summary.baseline_accuracy):>8}  {summary.state:<12}  {why or '-'}"
+
+
 def summary_lines(summary: RunSummary) -> list[str]:
     """The summary a run prints at its end."""
     acc = "n/a" if summary.accuracy is None else f"{summary.accuracy:.4f}"
     lines = [f"run:            {summary.run_id}", f"state:          {summary.state}"]
+    if summary.spans:
+        lines.append(f"spans:          {', '.join(map(str, summary.spans))}")
+    if summary.train_examples is not None:
+        lines.append(f"examples:       {summary.train_examples} train, {summary.validation_examples} validation, {summary.eval_examples} eval")
     if summary.accuracy is not None:
         lines.append(f"eval accuracy:  {acc} on {summary.eval_examples} eval examples")
+    if summary.accuracy is not None and summary.baseline_version and summary.baseline_accuracy is not None:
+        change = summary.accuracy - summary.baseline_accuracy
+        lines.append(f"baseline:       version {summary.baseline_version}, accuracy {summary.baseline_accuracy:.4f} ({change:+.4f})")
+    elif summary.accuracy is not None:
+        lines.append("baseline:       none (first model)")
     for name, recall in summary.per_class_recall.items():
         lines.append(f"  recall {name:<11} {recall:.4f}")
     for split, problems in summary.anomalies.items():
@@ -157,6 +269,8 @@ def summary_lines(summary: RunSummary) -> list[str]:
     for failure in summary.gate_failures:
         lines.append(f"  gate failed:  {failure}")
     lines.append(f"pushed to:      {summary.pushed_to or 'not pushed'}")
+    if summary.seconds is not None:
+        lines.append(f"duration:       {summary.seconds:.0f} s")
     return lines
 
 
@@ -218,23 +332,26 @@ def _gate_failures(uri: str) -> list[str]:
     return lines
 
 
-def _metrics(uri: str) -> tuple[float | None, dict[str, float], int | None]:
+def _metrics(uri: str) -> tuple[float | None, dict[str, float], int | None, float | None]:
     """Overall accuracy, recall per class (accuracy in its true-class slice),
-    example count. Slices of class ids outside the class list are skipped."""
+    example count, and the baseline's accuracy on the same examples (when
+    there was a baseline). Slices of class ids outside the class list are skipped."""
     import tensorflow as tf
     import tensorflow_model_analysis as tfma
 
-    accuracy, count, recall = None, None, {}
+    accuracy, count, recall, baseline = None, None, {}, None
     if not tf.io.gfile.glob(f"{uri}/metrics*"):
-        return accuracy, recall, count
+        return accuracy, recall, count, baseline
     for record in tfma.load_metrics(uri):
         slice_key = tfma.slicer.deserialize_slice_key(record.slice_key)
         values = {}
         for kv in record.metric_keys_and_values:
-            # Skip the baseline's own figures and diffs against it.
-            if kv.key.HasField("sub_key") or kv.key.is_diff or kv.key.model_name not in ("", CANDIDATE):
+            if kv.key.HasField("sub_key") or kv.key.is_diff:
                 continue
-            values[kv.key.name] = kv.value.double_value.value
+            if kv.key.model_name == BASELINE and not slice_key and kv.key.name == features.ACCURACY_METRIC:
+                baseline = kv.value.double_value.value
+            if kv.key.model_name in ("", CANDIDATE):
+                values[kv.key.name] = kv.value.double_value.value
         if not slice_key:
             accuracy = values.get(features.ACCURACY_METRIC)
             count = int(values["example_count"]) if "example_count" in values else None
@@ -243,4 +360,4 @@ def _metrics(uri: str) -> tuple[float | None, dict[str, float], int | None]:
             if 0 <= index < features.NUM_CLASSES:
                 recall[features.CLASS_NAMES[index]] = values.get(features.ACCURACY_METRIC)
     ordered = {name: recall[name] for name in features.CLASS_NAMES if name in recall}
-    return accuracy, ordered, count
+    return accuracy, ordered, count, baseline

@@ -23,7 +23,7 @@ import sys
 import time
 from typing import Callable
 
-from flowers import outcome, weights
+from flowers import outcome, progress, weights
 from flowers.config import PipelineConfig
 from flowers.data import layout
 
@@ -109,7 +109,7 @@ class RunResult:
 def check_inputs(config: PipelineConfig) -> None:
     """What can be refused at once, before any component (or TensorFlow) starts."""
     weights.resolve(config.training.weights, config.training.alpha)
-    layout.check_data_root(config.data_root)
+    layout.check_data_root(config.data_root, config.span)
 
 
 def run(config: PipelineConfig, echo: Callable[[str], None] = print, verbose: bool = False) -> RunResult:
@@ -148,9 +148,9 @@ def _supervise(config: PipelineConfig, run_id: str, echo, verbose: bool) -> RunR
     env = {
         **os.environ,
         "FLOWERS_CONFIG": config.to_json(),
-        "FLOWERS_PROGRESS_FD": str(write_end),
-        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "1"),
-        "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", "ignore"),
+        progress.FD_ENV: str(write_end),
+        # The worker's log keeps TensorFlow's warnings (the CLI silences its own).
+        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("FLOWERS_USER_TF_CPP_MIN_LOG_LEVEL", "1"),
     }
     with open(log_file, "ab") as log:
         worker = subprocess.Popen(
@@ -163,10 +163,11 @@ def _supervise(config: PipelineConfig, run_id: str, echo, verbose: bool) -> RunR
             start_new_session=True,  # its own process group: stopped as one
         )
     os.close(write_end)
+    spans = layout.spans(config.data_root)
     received: list[int] = []
     with _forward_signals(worker, received):
-        with os.fdopen(read_end, "r", buffering=1) as progress:
-            for line in progress:
+        with os.fdopen(read_end, "r", buffering=1) as lines:
+            for line in lines:
                 echo(line.rstrip("\n"))
         worker.wait()
     if received:
@@ -175,17 +176,53 @@ def _supervise(config: PipelineConfig, run_id: str, echo, verbose: bool) -> RunR
         code = outcome.SIGINT if received[0] == signal.SIGINT else outcome.SIGTERM
         echo(f"interrupted by {signal.Signals(received[0]).name}: no later component ran, nothing was pushed")
         return RunResult(run_id, code, None, log_file)
-    from flowers.pipeline import results
+    with stderr_to(log_file):  # TensorFlow's and TFMA's import noise
+        from flowers.pipeline import results
 
-    store = results.store_for(config)
-    if run_id not in results.run_ids(store):
-        echo(f"the pipeline did not start; see {log_file}")
-        return RunResult(run_id, outcome.FAILED, None, log_file)
-    summary = results.summarize(store, run_id, live_run=None)
+        store = results.store_for(config)
+        if run_id not in results.run_ids(store):
+            echo(f"the pipeline did not start; see {log_file}")
+            return RunResult(run_id, outcome.FAILED, None, log_file)
+        if not config.span_window:
+            results.record_spans(store, run_id, spans)
+        summary = results.summarize(store, run_id, live_run=None)
     code = outcome.EXIT_CODES[outcome.State(summary.state)]
     if worker.returncode != 0 and code == outcome.PUSHED:
         code = outcome.FAILED
+    if code == outcome.PUSHED and config.keep_versions:
+        for version in prune_versions(config.serving_dir, config.keep_versions, keep=summary.pushed_to):
+            echo(f"pruned pushed version {version} (keep_versions={config.keep_versions})")
     return RunResult(run_id, code, summary, log_file)
+
+
+def prune_versions(serving_dir: str, keep_versions: int, keep: str | None = None) -> list[str]:
+    """Delete the oldest pushed versions beyond `keep_versions`; never the
+    newest, nor `keep`. Returns the versions deleted."""
+    import shutil
+
+    versions = sorted((n for n in os.listdir(serving_dir) if n.isdigit()), key=int)
+    doomed = [v for v in versions[:-keep_versions] if os.path.join(serving_dir, v) != keep]
+    for version in doomed:
+        shutil.rmtree(os.path.join(serving_dir, version))
+    return doomed
+
+
+@contextlib.contextmanager
+def stderr_to(log_file: str):
+    """Send this process's stderr (file descriptor 2, so C++ logs too) to the log."""
+    import warnings
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(log_file, "ab") as log, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 @contextlib.contextmanager

@@ -28,3 +28,30 @@ def photos_dir(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def sample_jpeg() -> bytes:
     return sample_examples(1)[0].features.feature[features.IMAGE_KEY].bytes_list.value[0]
+
+
+# One small real pipeline run shared by every test that only reads what a run
+# produced (ML Metadata, the pushed model, the report): a few epochs on the
+# bundled sample, a gate it passes.
+TINY_RUN_SETTINGS = ("--set", "epochs=3", "--set", "fine_tune_epochs=1", "--min-accuracy", "0.3")
+
+
+def flowers_cli(*args: str, timeout: int = 1500):
+    """`flowers ...` in a fresh process, as a user runs it."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "flowers.pipeline.cli", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(tmp_path_factory):
+    """(PipelineConfig, CompletedProcess) of the shared run."""
+    from flowers.config import PipelineConfig
+
+    out = str(tmp_path_factory.mktemp("shared-run"))
+    done = flowers_cli("run", "--output-dir", out, *TINY_RUN_SETTINGS)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return PipelineConfig(output_dir=out, min_accuracy=0.3), done

@@ -61,6 +61,16 @@ def test_augmentation_parts_can_be_turned_off():
     plain = TrainingConfig(augment_rotation=0, augment_zoom=0, augment_color=0)
     assert [type(layer).__name__ for layer in model_lib.augmentation(plain).layers] == ["RandomFlip"]
     assert len(model_lib.augmentation(TrainingConfig()).layers) == 5
+    assert type(model_lib.augmentation(TrainingConfig(augment_degrade=0.5)).layers[-1]).__name__ == "RandomDegrade"
+
+
+def test_degradation_is_training_only_and_keeps_the_range():
+    layer = model_lib.RandomDegrade(1.0, seed=1)
+    x = np.random.default_rng(0).uniform(-1, 1, (3, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_array_equal(layer(x, training=False).numpy(), x)
+    y = layer(x, training=True).numpy()
+    assert y.shape == x.shape and y.min() >= -1.0 and y.max() <= 1.0
+    assert np.abs(y - x).mean() > 0.05
 
 
 def test_images_are_normalised_inside_the_model():

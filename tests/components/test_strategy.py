@@ -13,4 +13,4 @@ def test_cpu_machine_gets_the_default_strategy(monkeypatch, caplog):
     assert not tf.config.list_physical_devices("GPU")
     assert strategy is tf.distribute.get_strategy()
     assert strategy.num_replicas_in_sync == 1
-    assert "distribution strategy: _DefaultDistributionStrategy with 1 replica(s)" in caplog.text
+    assert "distribution strategy: _DefaultDistributionStrategy, 1 replica(s) on CPU" in caplog.text

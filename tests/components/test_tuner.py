@@ -33,7 +33,7 @@ def fn_args(tmp_path, monkeypatch):
     the input pipeline replaced by a handful of decoded photos."""
     monkeypatch.setattr(tuner_lib.tft, "TFTransformOutput", lambda path: None)
     monkeypatch.setattr(trainer, "image_size", lambda tft_output: SIZE)
-    monkeypatch.setattr(trainer, "input_dataset", lambda files, accessor, tft_output, cfg, training: tiny_dataset(cfg))
+    monkeypatch.setattr(trainer, "input_dataset", lambda files, accessor, tft_output, cfg, training, carve=None: tiny_dataset(cfg))
     return tfx.components.FnArgs(
         working_dir=str(tmp_path),
         train_files=["train/*"],

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -36,3 +37,27 @@ def test_paths_derive_from_the_output_dir():
     config = PipelineConfig(output_dir="gs://bucket/flowers")
     assert config.pipeline_root == "gs://bucket/flowers/tfx"
     assert config.serving_dir == "gs://bucket/flowers/serving"
+
+
+@pytest.mark.parametrize(
+    "values, named",
+    [
+        ({"batch_size": "0"}, "batch_size=0 is out of range"),
+        ({"image_size": "16"}, "image_size=16 is out of range"),
+        ({"min_accuracy": "1.5"}, "min_accuracy=1.5"),
+        ({"head": "mlp"}, "head='mlp': allowed one of pooling, flatten"),
+        ({"alpha": "0.35"}, "alpha=0.35: no bundled weights"),
+        ({"alpha": "0.6", "weights": "imagenet"}, "alpha=0.6: allowed one of"),
+        ({"validation_percent": "45", "eval_percent": "46"}, "leave under 10% for training"),
+        ({"span": "3"}, "span=3 needs span_window"),
+        ({"pipeline_name": "a b"}, "pipeline_name"),
+    ],
+)
+def test_every_setting_has_a_range_and_a_bad_one_is_named(values, named):
+    with pytest.raises(ValueError, match=re.escape(named)):
+        PipelineConfig().override(values)
+
+
+def test_config_round_trips_through_json_for_the_worker_process():
+    config = PipelineConfig().override({"epochs": "3", "beam_args": "--a --b", "span_window": "2"})
+    assert PipelineConfig.from_json(config.to_json()) == config

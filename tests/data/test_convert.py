@@ -34,7 +34,8 @@ def test_round_trip_keeps_labs_format(photos_dir, tmp_path):
         assert image.shape == (64, 64, 3)  # wide photo too: centre-cropped square
     counts = [sum(e.features.feature[features.CLASS_KEY].int64_list.value[0] == i for e in examples) for i in range(5)]
     assert counts == [3, 3, 3, 3, 4]
-    assert not [n for n in os.listdir(tmp_path / "out") if n.startswith(".staging")]
+    assert os.listdir(tmp_path / "out") == ["span-1"]
+    assert not [n for n in os.listdir(tmp_path / "out" / "span-1") if n.startswith(".staging")]
 
 
 def test_bad_files_are_skipped_and_named(photos_dir, tmp_path):
@@ -85,3 +86,20 @@ def test_add_span_writes_the_next_span(photos_dir, tmp_path):
     second = convert.add_span(photos_dir, str(root), image_size=32, num_shards=1)
     assert first.out_dir.endswith("span-1") and second.out_dir.endswith("span-2")
     assert layout.spans(str(root)) == [1, 2]
+
+
+def test_convert_into_an_existing_root_points_to_add_span(photos_dir, tmp_path):
+    convert.convert(photos_dir, str(tmp_path / "root"), image_size=32, num_shards=1)
+    with pytest.raises(convert.ConversionError, match="flowers data add-span"):
+        convert.convert(photos_dir, str(tmp_path / "root"), image_size=32)
+    assert layout.spans(str(tmp_path / "root")) == [1]
+
+
+def test_add_span_refuses_a_flat_root_with_the_command_that_moves_it(photos_dir, tmp_path):
+    root = tmp_path / "flat"
+    root.mkdir()
+    (root / "flowers-00000-of-00001.tfrec").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match=r"mkdir .*/span-1 && mv .*\*\.tfrec"):
+        convert.add_span(photos_dir, str(root), image_size=32)
+    with pytest.raises(FileNotFoundError, match="old flat layout"):
+        layout.check_data_root(str(root))

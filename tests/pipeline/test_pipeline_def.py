@@ -16,16 +16,17 @@ def gate(config):
     return metric.per_slice_thresholds[0].threshold
 
 
-def test_default_chain_compares_with_the_latest_blessed_model():
+def test_default_chain_compares_with_the_newest_pushed_model_without_a_resolver():
     components = by_id(PipelineConfig())
-    assert set(components) == set(CHAIN) | {"latest_blessed_model_resolver"}
-    assert "baseline_model" in components["Evaluator"].inputs
+    assert set(components) == set(CHAIN) | {"LatestPushedModel"}
+    assert components["Evaluator"].inputs["baseline_model"].producer_component_id == "LatestPushedModel"
+    assert components["LatestPushedModel"].exec_properties["push_destination"] == PipelineConfig().serving_dir
     threshold = gate(PipelineConfig(min_accuracy=0.8, max_accuracy_drop=0.02))
     assert threshold.value_threshold.lower_bound.value == 0.8
     assert threshold.change_threshold.absolute.value < -0.02 + 1e-9
 
 
-def test_without_baseline_there_is_no_resolver_and_no_change_gate():
+def test_without_baseline_there_is_no_baseline_and_no_change_gate():
     config = PipelineConfig(compare_to_blessed=False)
     components = by_id(config)
     assert set(components) == set(CHAIN)
@@ -45,3 +46,35 @@ def test_tune_adds_the_tuner_before_the_trainer():
     components = by_id(PipelineConfig(tune=True))
     assert "Tuner" in components
     assert components["Trainer"].inputs["hyperparameters"].producer_component_id == "Tuner"
+
+
+def test_the_data_gate_stands_before_transform():
+    components = by_id(PipelineConfig())
+    assert "DataGate" in {n.id for n in components["Transform"].upstream_nodes}
+    assert components["DataGate"].inputs["anomalies"].producer_component_id == "ExampleValidator"
+    from flowers.components import gates
+
+    sql = gates.custom_validations(3).feature_validations[0].validations[0]
+    assert "b.sample_count >= 3" in sql.sql_expression and "min_class_examples" in sql.description
+    assert gates.custom_validations(0) is None
+
+
+def test_every_span_by_default_a_rolling_window_when_asked(tmp_path):
+    every = by_id(PipelineConfig())
+    assert "span-*/" in str(every["ImportExampleGen"].exec_properties["input_config"])
+    (tmp_path / "span-1").mkdir()
+    window = by_id(PipelineConfig(data_root=str(tmp_path), span_window=2))
+    assert "span-{SPAN}/" in str(window["ImportExampleGen"].exec_properties["input_config"])
+    assert window["Trainer"].inputs["examples"] is not window["ImportExampleGen"].outputs["examples"]
+
+
+def test_splits_train_validation_eval():
+    components = by_id(PipelineConfig())
+    assert '"train"' in str(components["Trainer"].exec_properties["train_args"])
+    assert '"validation"' in str(components["Trainer"].exec_properties["eval_args"])
+    assert components["Evaluator"].exec_properties["example_splits"] == '["eval"]'
+
+
+def test_warm_start_feeds_the_latest_blessed_model_to_the_trainer():
+    components = by_id(PipelineConfig(warm_start=True))
+    assert components["Trainer"].inputs["base_model"].producer_component_id == "latest_blessed_model_resolver"

@@ -1,0 +1,33 @@
+"""One-line progress messages for the person watching a run.
+
+A local run's worker process gets a pipe from the supervisor
+($FLOWERS_PROGRESS_FD) whose lines the supervisor prints; everything else a
+run writes goes to its log file. Elsewhere (a Kubeflow pod, a test) the lines
+go to the log.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+FD_ENV = "FLOWERS_PROGRESS_FD"
+_log = logging.getLogger("flowers.progress")
+_stream = None
+
+
+def say(line: str) -> None:
+    global _stream
+    _log.info(line)
+    fd = os.environ.get(FD_ENV)
+    if not fd:
+        return
+    if _stream is None:
+        try:
+            _stream = os.fdopen(int(fd), "w", buffering=1, closefd=False)
+        except OSError:  # not this process's pipe (a subprocess that inherited the variable)
+            os.environ.pop(FD_ENV, None)
+            return
+    try:
+        print(line, file=_stream, flush=True)
+    except OSError:
+        pass
