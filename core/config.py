@@ -30,6 +30,14 @@ IMAGE_SIZE_KEY = "image_size"
 ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 HEADS = ("pooling", "flatten")
 WEIGHT_CHOICES = ("bundled", "imagenet", "none")
+# Kubeflow: the components given CPU/memory settings, and the Trainer's
+# accelerator types (Vertex AI names, or the Kubernetes resource name that
+# open-source Kubeflow Pipelines puts in the pod's limits).
+RESOURCE_COMPONENTS = ("trainer", "transform", "evaluator")
+ACCELERATORS = (
+    "none", "nvidia.com/gpu", "NVIDIA_TESLA_T4", "NVIDIA_TESLA_V100", "NVIDIA_TESLA_P100", "NVIDIA_TESLA_P4",
+    "NVIDIA_TESLA_K80", "NVIDIA_TESLA_A100", "NVIDIA_A100_80GB", "NVIDIA_L4", "NVIDIA_H100_80GB",
+)
 
 
 class SettingsError(ValueError):
@@ -202,6 +210,23 @@ class PipelineConfig:
     # Container image named by the compiled Kubeflow spec (kubeflow/Dockerfile);
     # push it where the cluster can pull it and set e.g. gcr.io/PROJECT/flowers:TAG.
     image: str = "flowers:latest"
+    # Kubeflow pod resources (requests and limits; 0 leaves one to the
+    # cluster): CPU cores, memory in GB. The Tuner gets the Trainer's.
+    trainer_cpu: float = _setting(4.0, low=0.0, high=256.0)
+    trainer_cpu_limit: float = _setting(8.0, low=0.0, high=256.0)
+    trainer_memory_gb: float = _setting(8.0, low=0.0, high=4096.0)
+    trainer_memory_limit_gb: float = _setting(16.0, low=0.0, high=4096.0)
+    trainer_accelerator: str = _setting("none", choices=ACCELERATORS)
+    trainer_accelerator_count: int = _setting(1, low=1, high=16)
+    transform_cpu: float = _setting(2.0, low=0.0, high=256.0)
+    transform_cpu_limit: float = _setting(4.0, low=0.0, high=256.0)
+    transform_memory_gb: float = _setting(4.0, low=0.0, high=4096.0)
+    transform_memory_limit_gb: float = _setting(8.0, low=0.0, high=4096.0)
+    evaluator_cpu: float = _setting(2.0, low=0.0, high=256.0)
+    evaluator_cpu_limit: float = _setting(4.0, low=0.0, high=256.0)
+    evaluator_memory_gb: float = _setting(4.0, low=0.0, high=4096.0)
+    evaluator_memory_limit_gb: float = _setting(8.0, low=0.0, high=4096.0)
+
 
     def __post_init__(self):
         _validate(self)
@@ -212,6 +237,13 @@ class PipelineConfig:
         for name in ("data_root", "output_dir", "image"):
             if not getattr(self, name):
                 raise SettingsError(f"setting {name} is empty")
+        for part in RESOURCE_COMPONENTS:
+            for request, limit in ((f"{part}_cpu", f"{part}_cpu_limit"), (f"{part}_memory_gb", f"{part}_memory_limit_gb")):
+                if 0 < getattr(self, limit) < getattr(self, request):
+                    raise SettingsError(
+                        f"setting {limit}={getattr(self, limit)} is below {request}={getattr(self, request)}"
+                    )
+
 
     @property
     def pipeline_root(self) -> str:

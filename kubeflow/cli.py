@@ -1,11 +1,17 @@
-"""`flowers kubeflow ...`: compile the pipeline for Kubeflow Pipelines, submit
-a run, schedule retraining, list runs. The pipeline options are the ones of
-`flowers run`; what differs is where things live (URIs, an image)."""
+"""`flowers kubeflow ...`: compile the pipeline for Kubeflow Pipelines,
+preflight the compiled spec here, submit a run, schedule retraining, list
+runs. The pipeline options are the ones of `flowers run`; what differs is
+where things live (URIs, an image).
+
+Submit and schedule check their input and ask the endpoint once (a few
+seconds at most) before compiling, so a typo or an unreachable host fails
+before TensorFlow loads."""
 from __future__ import annotations
 
 import functools
 import os
 import shlex
+import sys
 from typing import Sequence
 
 import click
@@ -16,7 +22,7 @@ from flowers.pipeline.options import build_config, config_options
 
 @click.group()
 def kubeflow() -> None:
-    """Kubeflow Pipelines: compile (KFP v2 spec), submit, schedule, runs."""
+    """Kubeflow Pipelines: compile (KFP v2 spec), preflight, submit, schedule, runs."""
 
 DEFAULT_PACKAGE = "outputs/kubeflow/flowers.yaml"
 
@@ -92,14 +98,24 @@ def _compile(package: str, image, beam_args, **options):
 
 def _parameters(values: dict, params: Sequence[str]) -> dict:
     values = dict(values)
+    for name, value in _check_parameters(params).items():
+        values[name] = value
+    return values
+
+
+def _check_parameters(params: Sequence[str]) -> dict:
+    """NAME=VALUE items of the runtime parameters, checked before anything is compiled."""
+    from flowers.kubeflow.runner import PARAMETERS  # light: no TFX at import
+
+    found = {}
     for item in params:
         name, sep, value = item.partition("=")
         if not sep:
             raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--param")
-        if name not in values:
-            raise click.BadParameter(f"unknown runtime parameter {name!r}; known: {', '.join(sorted(values))}", param_hint="--param")
-        values[name] = value
-    return values
+        if name not in PARAMETERS:
+            raise click.BadParameter(f"unknown runtime parameter {name!r}; known: {', '.join(sorted(PARAMETERS))}", param_hint="--param")
+        found[name] = value
+    return found
 
 
 def _kubeflow_errors(fn):
@@ -117,12 +133,56 @@ def _kubeflow_errors(fn):
 
 @kubeflow.command("compile")
 @pipeline_options
+@_kubeflow_errors
 def compile_command(package: str, image, beam_args, **options) -> None:
     """Compile the pipeline into a KFP v2 pipeline spec (KubeflowV2DagRunner)."""
     config, values = _compile(package, image, beam_args, **options)
     click.echo(f"wrote {package} (pipeline {config.pipeline_name}, image {config.image})")
     click.echo(f"pipeline root: {config.pipeline_root}")
     click.echo(f"runtime parameters: {', '.join(values)}")
+
+
+@kubeflow.command()
+@click.argument("package", type=click.Path(exists=True, dir_okay=False))
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Set a runtime parameter of this run, as for submit.")
+@click.option(
+    "--pipeline-root",
+    type=click.Path(file_okay=False),
+    help="Local folder for the runs' artifacts [default: preflight/ beside the package, or a .json "
+    "PipelineJob's output directory when local]. Resolver tasks look here for earlier blessed models.",
+)
+@click.option(
+    "--path-map",
+    "path_maps",
+    multiple=True,
+    metavar="IMAGE_PATH=LOCAL_PATH",
+    help="Read a path the image holds from here instead (repeatable; /flowers/data is this checkout's data/).",
+)
+@click.option("--verbose", is_flag=True, help="Stream every task's output (always kept in the task's preflight.log).")
+def preflight(package, params, pipeline_root, path_maps, verbose) -> None:
+    """Run a compiled spec (.yaml or .json) here, task by task, as the KFP v2
+    launcher runs each pod: a check before `submit`, not an orchestrator."""
+    from flowers.kubeflow import preflight as pf
+
+    mapping = {}
+    for item in path_maps:
+        image_path, sep, local = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r} is not IMAGE_PATH=LOCAL_PATH", param_hint="--path-map")
+        mapping[image_path] = local
+    result = pf.run(package, pipeline_root, params, mapping, echo=click.echo, verbose=verbose)
+    if result.failed_task:
+        failed = result.tasks[-1]
+        click.echo(f"task {result.failed_task} failed; the end of {failed.log}:", err=True)
+        for line in pf.tail(failed.log):
+            click.echo(f"  {line}", err=True)
+        click.echo(f"preflight failed at task {result.failed_task}" + (" (data refused)" if result.data_refused else ""))
+    else:
+        click.echo(f"blessed:    {'n/a' if result.blessed is None else ('yes' if result.blessed else 'no')}")
+        for failure in result.gate_failures:
+            click.echo(f"  gate failed:  {failure}")
+        click.echo(f"pushed to:  {result.pushed_to or 'not pushed (model not blessed)'}")
+    sys.exit(result.exit_code)
 
 
 @kubeflow.command()
@@ -136,9 +196,11 @@ def submit(package, image, beam_args, host, namespace, experiment, run_name, par
     """Compile, then start one run on Kubeflow Pipelines."""
     from flowers.kubeflow import client as kfp_client
 
+    _check_parameters(params)
+    kfp_client.check_host(host)
     config, values = _compile(package, image, beam_args, **options)
     values = _parameters(values, params)
-    client = kfp_client.connect(host, namespace)
+    client = kfp_client.connect(host, namespace, check=False)
     run = kfp_client.submit(client, package, values, config.pipeline_root, experiment, run_name, namespace)
     click.echo(f"run {run.run_id} submitted ({run.display_name})")
 
@@ -158,9 +220,11 @@ def schedule(package, image, beam_args, host, namespace, cron, name, experiment,
     from flowers.kubeflow import client as kfp_client
 
     kfp_client.check_cron(cron)
+    _check_parameters(params)
+    kfp_client.check_host(host)
     config, values = _compile(package, image, beam_args, **options)
     values = _parameters(values, params)
-    client = kfp_client.connect(host, namespace)
+    client = kfp_client.connect(host, namespace, check=False)
     job = kfp_client.schedule(
         client,
         package,

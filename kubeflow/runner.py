@@ -14,7 +14,13 @@ pipelineSpec, runtimeConfig). Nothing else differs from a local run:
   whole execution property (one nested in a dict or proto is serialised as
   text, never substituted), so epochs and the accuracy gate travel inside the
   Trainer's custom_config and the Evaluator's eval_config, as JSON strings
-  whose defaults are exactly what the local pipeline passes.
+  whose defaults are exactly what the local pipeline passes;
+* the Trainer (and Tuner), Transform and Evaluator get CPU/memory requests
+  and limits, and the Trainer an optional accelerator, from the config's
+  resource settings, through TFX's platform config (`ResourceSpec`);
+* ExampleValidator's custom validations, a `make_proto` placeholder locally
+  that the V2 compiler refuses, are written as JSON for an executor that
+  parses them back (kubeflow/executors.py).
 """
 from __future__ import annotations
 
@@ -22,11 +28,10 @@ import dataclasses
 import importlib.resources
 import os
 
-from tfx import v1 as tfx
-from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
-
 from flowers.config import PipelineConfig
-from flowers.pipeline.pipeline import create_components, create_pipeline
+
+# TFX, TensorFlow and the pipeline definition load on use, so the CLI checks
+# settings, parameters and endpoints before paying for them.
 
 # Where kubeflow/Dockerfile installs the project (its WORKDIR); the editable
 # install keeps the bundled data under IMAGE_PROJECT_DIR/data.
@@ -43,6 +48,10 @@ PARAMETERS = {
     TRAINER_CONFIG: ("Trainer", "custom_config"),
     EVAL_CONFIG: ("Evaluator", "eval_config"),
 }
+
+# Component id -> the PipelineConfig prefix of its resource settings
+# (`trainer_cpu`, `trainer_memory_limit_gb`, ...). The Tuner trains like the Trainer.
+RESOURCES = {"Trainer": "trainer", "Tuner": "trainer", "Transform": "transform", "Evaluator": "evaluator"}
 
 
 def in_image(path: str) -> str:
@@ -69,6 +78,8 @@ def runtime_values(config: PipelineConfig) -> dict[str, str]:
     """Each runtime parameter's value for this config: exactly the execution
     property the local pipeline gives that component (a local data root that
     is bundled package data becomes the image's copy of it)."""
+    from flowers.pipeline.pipeline import create_components
+
     components = {c.id: c for c in create_components(config)}
     values = {name: components[cid].exec_properties[prop] for name, (cid, prop) in PARAMETERS.items()}
     values[DATA_ROOT] = in_image(values[DATA_ROOT])
@@ -78,9 +89,33 @@ def runtime_values(config: PipelineConfig) -> dict[str, str]:
     return values
 
 
-def create_kubeflow_pipeline(config: PipelineConfig, values: dict[str, str]) -> tfx.dsl.Pipeline:
+def resource_spec(config: PipelineConfig, prefix: str):
+    """The pod resources of one component (TFX's platform config for the
+    Kubeflow V2 runner: the spec's `PipelineContainerSpec.resources`); None
+    when every setting is 0 (none)."""
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    spec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec(
+        cpu_request=getattr(config, f"{prefix}_cpu"),
+        cpu_limit=getattr(config, f"{prefix}_cpu_limit"),
+        memory_request=getattr(config, f"{prefix}_memory_gb"),  # the proto's unit is GB, as kfp's own setters write it
+        memory_limit=getattr(config, f"{prefix}_memory_limit_gb"),
+    )
+    accelerator = getattr(config, f"{prefix}_accelerator", "none")
+    if accelerator != "none":
+        spec.accelerator.type = accelerator
+        spec.accelerator.count = getattr(config, f"{prefix}_accelerator_count")
+    return spec if spec.ByteSize() else None
+
+
+def create_kubeflow_pipeline(config: PipelineConfig, values: dict[str, str]):
     """The local pipeline definition, with the runtime parameters (these
-    values their defaults) and its bundled paths pointing into the image."""
+    values their defaults), its bundled paths pointing into the image, and
+    the configured pod resources."""
+    from tfx import v1 as tfx
+
+    from flowers.pipeline.pipeline import create_pipeline
+
     check_config(config)
     parameters = {
         name: tfx.dsl.experimental.RuntimeParameter(name=name, ptype=str, default=value)
@@ -89,15 +124,50 @@ def create_kubeflow_pipeline(config: PipelineConfig, values: dict[str, str]) -> 
     # The layout (spans, train/eval folders) is read from config.data_root
     # here, at compile time; the schema file is read by the component, in the pod.
     in_pod = dataclasses.replace(config, schema_dir=in_image(config.schema_dir))
-    return create_pipeline(in_pod, **parameters)
+    pipeline = create_pipeline(in_pod, **parameters)
+    for component in pipeline.components:
+        _proto_properties_as_json(component)
+        if component.id in RESOURCES:
+            spec = resource_spec(config, RESOURCES[component.id])
+            if spec is not None:
+                component.with_platform_config(spec)
+    return pipeline
+
+
+def _proto_properties_as_json(component) -> None:
+    """TFX 1.16 hands some proto execution properties to executors as
+    `make_proto` placeholders, which its Kubeflow V2 compiler refuses. The
+    one this pipeline uses (ExampleValidator's custom_validation_config)
+    compiles as the proto's JSON, read back by an executor that parses it."""
+    from tfx.dsl.components.base import executor_spec
+    from tfx.dsl.placeholder import proto_placeholder
+    from tfx.utils import proto_utils
+
+    for name, value in component.exec_properties.items():
+        if not isinstance(value, proto_placeholder.MakeProtoPlaceholder):
+            continue
+        if component.id != "ExampleValidator" or name != "custom_validation_config" or value._fields:
+            raise ValueError(f"{component.id}.{name}: a proto placeholder the Kubeflow V2 compiler cannot write")
+        from flowers.kubeflow.executors import ExampleValidatorExecutor
+
+        component.exec_properties[name] = proto_utils.proto_to_json(value._base_message)
+        component.executor_spec = executor_spec.ExecutorClassSpec(ExampleValidatorExecutor)
 
 
 def compile_pipeline(config: PipelineConfig, package_path: str) -> str:
     """Compile with KubeflowV2DagRunner and write the spec: the KFP package
     (bare PipelineSpec) for a .yaml/.yml path, the Vertex AI PipelineJob for a
     .json path. Returns the path written."""
+    from flowers.kubeflow.client import check_readable
+
     if not package_path.endswith((".yaml", ".yml", ".json")):
         raise ValueError(f"{package_path}: the package must end in .yaml (KFP) or .json (Vertex AI PipelineJob)")
+    check_config(config)
+    # The data layout is read now: fail in seconds, not after TensorFlow's
+    # credential and connection retries, when the data root cannot be read.
+    check_readable(config.data_root)
+    from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
+
     values = runtime_values(config)
     pipeline = create_kubeflow_pipeline(config, values)
     runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import click
 import pytest
@@ -14,6 +18,7 @@ import yaml
 from click.testing import CliRunner
 
 from flowers.config import TRAINING_CONFIG_KEY
+from flowers.kubeflow import client as kfp_client
 from flowers.kubeflow import runner
 from flowers.kubeflow.cli import kubeflow
 from flowers.config import PipelineConfig
@@ -94,7 +99,11 @@ def test_existing_kfp_credentials_are_used_as_kfp_finds_them(kfp_server, kfp_hom
     context.parent.mkdir(parents=True)
     context.write_text(json.dumps({"namespace": "", "client_authentication_cookie": "authservice_session=abc"}))
     assert invoke("runs", "--host", kfp_server.url).exit_code == 0
-    assert {r["headers"].get("Cookie") for r in kfp_server.requests} == {"authservice_session=abc"}
+    kfp_requests = [r for r in kfp_server.requests if r["headers"].get("User-Agent") != kfp_client.PROBE_AGENT]
+    assert {r["headers"].get("Cookie") for r in kfp_requests} == {"authservice_session=abc"}
+    # The reachability probe before it carries no credential.
+    [probe] = [r for r in kfp_server.requests if r not in kfp_requests]
+    assert probe["path"] == kfp_client.HEALTHZ and "Cookie" not in probe["headers"]
     assert context.read_text() == json.dumps({"namespace": "", "client_authentication_cookie": "authservice_session=abc"})
 
 
@@ -129,7 +138,7 @@ def test_registered_on_the_main_cli():
     from flowers.pipeline.cli import cli
 
     assert cli.commands["kubeflow"] is kubeflow
-    assert isinstance(kubeflow, click.Group) and set(kubeflow.commands) == {"compile", "submit", "schedule", "runs"}
+    assert isinstance(kubeflow, click.Group) and set(kubeflow.commands) == {"compile", "preflight", "submit", "schedule", "runs"}
     env = {**os.environ, "PYTHONPATH": ""}
     done = subprocess.run([sys.executable, "-m", "flowers.pipeline.cli", "kubeflow", "--help"], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
@@ -144,3 +153,101 @@ def test_compile_command_writes_the_package(tmp_path):
     trainer = spec["deploymentSpec"]["executors"]["Trainer_executor"]["container"]
     assert trainer["args"][-2:] == ["--runner=DataflowRunner", "--region=r"]
     assert f"pipeline root: {OUTPUT_DIR}/tfx" in result.output
+
+
+# -- offline: fail in seconds, before compiling -------------------------------
+
+
+@pytest.fixture
+def no_google_credentials(kfp_home, tmp_path, monkeypatch):
+    """No credential file, and a metadata server that is not there."""
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
+    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
+    return os.environ.copy()
+
+
+def test_submit_to_an_unreachable_host_fails_before_compiling(kfp_home, tmp_path):
+    package = tmp_path / "p.yaml"
+    started = time.monotonic()
+    result = CliRunner().invoke(kubeflow, ["submit", "--host", "http://127.0.0.1:9", *pipeline_args(package)])
+    assert result.exit_code == 1 and "cannot reach Kubeflow Pipelines at http://127.0.0.1:9" in result.output
+    assert time.monotonic() - started < 5
+    assert not package.exists()  # nothing compiled
+
+
+@pytest.fixture
+def silent_port():
+    """A port that accepts connections and never answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield listener.getsockname()[1]
+
+
+def test_a_host_that_does_not_answer_times_out_in_seconds(silent_port):
+    started = time.monotonic()
+    with pytest.raises(kfp_client.KubeflowError, match="cannot reach Kubeflow Pipelines"):
+        kfp_client.check_host(f"http://127.0.0.1:{silent_port}", timeout=1)
+    assert time.monotonic() - started < 4
+
+
+def test_a_server_that_is_not_kfp_is_named_at_once():
+    class NotFound(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            self.send_response(404 if self.path.endswith("/healthz") else 200)
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(kfp_client.KubeflowError, match="answered 404 .* not a reachable KFP 2.x API"):
+            kfp_client.check_host(f"http://127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_iap_host_without_google_credentials_is_refused_at_once(no_google_credentials):
+    started = time.monotonic()
+    with pytest.raises(kfp_client.KubeflowError, match="none are configured"):
+        kfp_client.check_host("https://abc-dot-europe-west4.pipelines.googleusercontent.com")
+    assert time.monotonic() - started < 3
+
+
+def test_compiling_a_gs_data_root_without_credentials_fails_in_seconds(no_google_credentials, tmp_path):
+    package = tmp_path / "p.yaml"
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "flowers.pipeline.cli", "kubeflow", "compile", *pipeline_args(package),
+         "--data-root", "gs://flowers-test/data"],
+        capture_output=True, text=True, env=no_google_credentials, timeout=120,
+    )
+    elapsed = time.monotonic() - started
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "cannot read gs://flowers-test/data: no Google credentials are configured" in done.stderr
+    assert elapsed < 20, elapsed  # before: over a minute of TensorFlow's token and request retries
+    assert not package.exists()
+
+
+def test_gcs_out_of_reach_is_named_at_once(no_google_credentials, tmp_path, monkeypatch):
+    key = tmp_path / "key.json"
+    key.write_text("{}")
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
+    monkeypatch.setattr(kfp_client, "GCS_ENDPOINT", ("127.0.0.1", 9))
+    assert kfp_client.google_credentials() == [str(key)]
+    with pytest.raises(kfp_client.KubeflowError, match="does not answer"):
+        kfp_client.check_readable("gs://flowers-test/data", timeout=1)
+    kfp_client.check_readable("/local/path")  # local paths are the file system's business
+
+
+def test_no_endpoint_at_all_is_named_at_once(kfp_home, monkeypatch):
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    started = time.monotonic()
+    result = CliRunner().invoke(kubeflow, ["runs"])
+    assert result.exit_code == 1 and "no Kubeflow Pipelines endpoint: pass --host" in result.output
+    assert time.monotonic() - started < 3

@@ -60,13 +60,14 @@ def test_spec_parses_with_kfp_pipeline_spec_protos(package, spec):
     assert kfp_client_module._extract_pipeline_yaml(str(package)).pipeline_spec == parsed
 
 
-@pytest.mark.parametrize("tune", [False, True])
-def test_every_local_component_is_a_task_with_the_same_dependencies(tmp_path, tune):
-    config = CONFIG.override({"tune": tune})
+@pytest.mark.parametrize("tune, warm_start", [(False, False), (True, True)])
+def test_every_local_component_is_a_task_with_the_same_dependencies(tmp_path, tune, warm_start):
+    config = CONFIG.override({"tune": tune, "warm_start": warm_start})
     spec = compile_to(config, tmp_path / "p.yaml")
     local = create_pipeline(config).components  # what the local runner runs
     resolvers = {c.id for c in local if isinstance(c, tfx.dsl.Resolver)}
-    assert resolvers == {"latest_blessed_model_resolver"}
+    # Only a warm start needs TFX's latest-blessed-model Resolver.
+    assert resolvers == ({"latest_blessed_model_resolver"} if warm_start else set())
     # TFX compiles the latest-blessed-model Resolver into two query tasks.
     task_of = {t: t.split("-")[0] if t.split("-")[0] in resolvers else t for t in tasks(spec)}
     assert set(task_of.values()) == {c.id for c in local}
@@ -79,7 +80,7 @@ def test_every_local_component_is_a_task_with_the_same_dependencies(tmp_path, tu
 
 
 def test_every_container_runs_the_configured_image_and_beam_args(spec):
-    assert len(containers(spec)) == len(tasks(spec)) - 2  # all but the two resolver queries
+    assert len(containers(spec)) == len(tasks(spec))  # no resolver queries without a warm start
     for name, container in containers(spec).items():
         assert container["image"] == CONFIG.image, name
         assert container["command"] == RUN_EXECUTOR, name
@@ -128,7 +129,7 @@ def test_compiling_twice_gives_the_same_spec(package, tmp_path):
 def test_overrides_reach_the_spec(tmp_path):
     data_root = tmp_path / "photos-tfrecords"
     for split in ("train", "eval"):
-        (data_root / split).mkdir(parents=True)
+        (data_root / "span-1" / split).mkdir(parents=True)
     config = CONFIG.override(
         {"data_root": str(data_root), "epochs": "3", "min_accuracy": "0.9", "image": "gcr.io/p/flowers:2", "beam_args": " ".join(DATAFLOW)}
     )
@@ -141,9 +142,9 @@ def test_overrides_reach_the_spec(tmp_path):
     for container in containers(spec).values():
         assert container["image"] == "gcr.io/p/flowers:2"
         assert container["args"][-len(DATAFLOW):] == list(DATAFLOW)  # passed through unchanged
-    # The layout of the data root (train/ and eval/ folders) is read at compile time.
+    # The layout of the data root (spans with train/ and eval/ folders) is read at compile time.
     input_config = tasks(spec)["ImportExampleGen"]["inputs"]["parameters"]["input_config"]["runtimeValue"]["constant"]
-    assert [s["pattern"] for s in json.loads(input_config)["splits"]] == ["train/*.tfrec", "eval/*.tfrec"]
+    assert [s["pattern"] for s in json.loads(input_config)["splits"]] == ["span-*/train/*.tfrec", "span-*/eval/*.tfrec"]
 
 
 def test_vertex_pipeline_job_json(tmp_path):
@@ -163,9 +164,103 @@ def test_a_relative_output_dir_is_refused(tmp_path):
         runner.compile_pipeline(CONFIG, str(tmp_path / "p.txt"))
 
 
-def test_open_source_kfp_build_has_no_resolver_tasks(tmp_path):
-    # compare_to_blessed=false: the form open-source KFP 2.x can run.
-    spec = compile_to(PipelineConfig(output_dir="gs://flowers-test/run", compare_to_blessed=False), tmp_path / "oss.yaml")
+def test_open_source_kfp_build_has_no_resolver_tasks(spec, tmp_path):
+    # The default build: the Evaluator's baseline comes from the
+    # LatestPushedModel component (a container), which open-source KFP 2.x runs.
     assert not [t for t in tasks(spec) if "resolver" in t]
-    assert len(containers(spec)) == len(tasks(spec))
-    assert "baseline_model" not in json.dumps(tasks(spec)["Evaluator"])
+    baseline = tasks(spec)["Evaluator"]["inputs"]["artifacts"]["baseline_model"]["taskOutputArtifact"]
+    assert baseline == {"outputArtifactKey": "baseline", "producerTask": "LatestPushedModel"}
+    # Only a warm start adds the Resolver's two artifact-query tasks.
+    warm = compile_to(CONFIG.override({"warm_start": "true"}), tmp_path / "warm.yaml")
+    resolvers = sorted(t for t in tasks(warm) if "resolver" in t)
+    assert resolvers == ["latest_blessed_model_resolver-model-blessing-resolver", "latest_blessed_model_resolver-model-resolver"]
+    assert len(containers(warm)) == len(tasks(warm)) - 2
+    no_baseline = compile_to(CONFIG.override({"compare_to_blessed": "false"}), tmp_path / "plain.yaml")
+    assert "baseline_model" not in json.dumps(tasks(no_baseline)["Evaluator"])
+
+
+def resources(spec: dict) -> dict:
+    """executor label -> its container's resources, read with kfp's protos."""
+    parsed = json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
+    deployment = json_format.ParseDict(
+        json_format.MessageToDict(parsed.deployment_spec), pipeline_spec_pb2.PipelineDeploymentConfig()
+    )
+    return {
+        label: executor.container.resources
+        for label, executor in deployment.executors.items()
+        if executor.HasField("container") and executor.container.HasField("resources")
+    }
+
+
+def test_default_resources_for_trainer_transform_and_evaluator(spec):
+    found = resources(spec)
+    assert set(found) == {"Trainer_executor", "Transform_executor", "Evaluator_executor"}
+    trainer = found["Trainer_executor"]
+    assert (trainer.cpu_request, trainer.cpu_limit) == (CONFIG.trainer_cpu, CONFIG.trainer_cpu_limit) == (4, 8)
+    assert (trainer.memory_request, trainer.memory_limit) == (CONFIG.trainer_memory_gb, CONFIG.trainer_memory_limit_gb) == (8, 16)
+    assert not trainer.HasField("accelerator")  # no GPU unless asked for
+    for label, prefix in (("Transform_executor", "transform"), ("Evaluator_executor", "evaluator")):
+        got = found[label]
+        assert (got.cpu_request, got.cpu_limit, got.memory_request, got.memory_limit) == tuple(
+            getattr(CONFIG, f"{prefix}_{name}") for name in ("cpu", "cpu_limit", "memory_gb", "memory_limit_gb")
+        )
+
+
+def test_resource_settings_reach_the_spec(tmp_path):
+    config = CONFIG.override(
+        {
+            "trainer_accelerator": "NVIDIA_TESLA_T4", "trainer_accelerator_count": "2",
+            "trainer_cpu": "6", "trainer_cpu_limit": "0", "trainer_memory_gb": "30", "trainer_memory_limit_gb": "30",
+            "tune": "true",
+            "transform_cpu": "0", "transform_cpu_limit": "0", "transform_memory_gb": "0", "transform_memory_limit_gb": "0",
+        }
+    )
+    found = resources(compile_to(config, tmp_path / "gpu.yaml"))
+    assert "Transform_executor" not in found  # all 0: left to the cluster
+    trainer = found["Trainer_executor"]
+    assert trainer.accelerator.type == "NVIDIA_TESLA_T4" and trainer.accelerator.count == 2
+    assert (trainer.cpu_request, trainer.cpu_limit, trainer.memory_request, trainer.memory_limit) == (6, 0, 30, 30)
+    assert found["Tuner_executor"] == trainer  # the Tuner trains like the Trainer
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"trainer_cpu": "8", "trainer_cpu_limit": "4"}, "trainer_cpu_limit=4.0 is below trainer_cpu=8.0"),
+        ({"evaluator_memory_limit_gb": "1"}, "evaluator_memory_limit_gb=1.0 is below evaluator_memory_gb"),
+        ({"trainer_accelerator": "TPU_V9"}, "trainer_accelerator='TPU_V9': allowed one of none, nvidia.com/gpu"),
+        ({"trainer_accelerator_count": "0"}, "out of range"),
+        ({"transform_cpu": "-1"}, "out of range"),
+    ],
+)
+def test_resource_settings_are_checked(values, message):
+    with pytest.raises(ValueError, match=message):
+        CONFIG.override(values)
+
+
+def test_custom_validations_compile_as_json_for_their_executor(spec):
+    from tensorflow_data_validation.anomalies.proto import custom_validation_config_pb2
+
+    from flowers.components import gates
+
+    validator = tasks(spec)["ExampleValidator"]["inputs"]["parameters"]["custom_validation_config"]
+    compiled = json_format.Parse(validator["runtimeValue"]["constant"], custom_validation_config_pb2.CustomValidationConfig())
+    assert compiled == gates.custom_validations(CONFIG.min_class_examples)
+    executor = containers(spec)["ExampleValidator_executor"]
+    assert executor["args"][:2] == ["--executor_class_path", "flowers.kubeflow.executors.ExampleValidatorExecutor"]
+
+
+def test_the_validator_executor_hands_tfx_the_proto(monkeypatch):
+    from tensorflow_data_validation.anomalies.proto import custom_validation_config_pb2
+    from tfx.components.example_validator import executor as tfx_executor
+    from tfx.utils import proto_utils
+
+    from flowers.components import gates
+    from flowers.kubeflow import executors
+
+    seen = {}
+    monkeypatch.setattr(tfx_executor.Executor, "Do", lambda self, i, o, exec_properties: seen.update(exec_properties))
+    proto = gates.custom_validations(3)
+    executors.ExampleValidatorExecutor().Do({}, {}, {"custom_validation_config": proto_utils.proto_to_json(proto), "exclude_splits": "[]"})
+    assert isinstance(seen["custom_validation_config"], custom_validation_config_pb2.CustomValidationConfig)
+    assert seen["custom_validation_config"] == proto and seen["exclude_splits"] == "[]"

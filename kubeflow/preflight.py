@@ -1,0 +1,437 @@
+"""`flowers kubeflow preflight PACKAGE`: run a compiled spec on this machine,
+task by task, doing for each what the KFP v2 launcher does in its pod.
+
+A check to run before `submit`, not a second orchestrator: no caching, no
+retries, no parallel tasks, no ML Metadata; one task after the other in
+dependency order, in the current Python environment instead of the image.
+For each task it
+
+* builds the ExecutorInput: parameter values from the spec's constants and
+  the runtime parameters (their defaults, then `--param NAME=VALUE`), input
+  artifacts from the upstream tasks' outputs with their URIs and metadata,
+  output artifact URIs under a local pipeline root, the executor output file;
+* runs the container's own `command` + `args` from the spec (its lifecycle
+  `preCacheCheck` hook first, as ImportExampleGen's driver needs) with the
+  placeholders (`{{$}}`, ...) substituted;
+* reads the executor output back: the output artifacts with the metadata the
+  executor wrote (span, split names, blessed, pushed, ...).
+
+Paths the image holds (`/flowers/data/...`) are read from this checkout
+instead (`--path-map` adds more). The latest-blessed-model Resolver compiles
+into `resolver` tasks (artifact queries that Vertex AI answers from its ML
+Metadata); preflight answers them from the artifacts earlier preflight runs
+under the same pipeline root recorded in `artifacts.jsonl` (none on the first
+run, as on a fresh cluster).
+
+kfp 2.5's local execution (`kfp.local`) runs one lightweight Python component
+without input artifacts, so its task runner cannot run these tasks; its
+building blocks do the parts they can: output artifact lists, task roots and
+run names (`executor_input_utils`), placeholder substitution
+(`placeholder_utils`), reading the executor output (`executor_output_utils`).
+The spec is read with kfp's pipeline-spec protos.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from typing import Callable, Mapping, Sequence
+
+import yaml
+from google.protobuf import json_format, struct_pb2
+from kfp.local import executor_input_utils, executor_output_utils, placeholder_utils
+from kfp.pipeline_spec import pipeline_spec_pb2 as pb
+
+from flowers import outcome
+from flowers.kubeflow.runner import IMAGE_DATA_DIR  # light: runner loads TFX on use
+
+EXECUTOR_OUTPUT = "executor_output.json"
+TASK_LOG = "preflight.log"
+CATALOGUE = "artifacts.jsonl"  # every output artifact of a successful task, oldest first
+BLESSING = "tfx.ModelBlessing"
+PUSHED_MODEL = "tfx.PushedModel"
+EVALUATION = "tfx.ModelEvaluation"
+
+
+class PreflightError(ValueError):
+    """The package cannot be preflighted as given (the message says why)."""
+
+
+@dataclasses.dataclass
+class TaskResult:
+    name: str
+    status: str  # succeeded, failed, resolved, resolved none
+    seconds: float
+    log: str | None = None
+
+
+@dataclasses.dataclass
+class Result:
+    run_root: str
+    tasks: list[TaskResult]
+    failed_task: str | None = None
+    data_refused: bool = False
+    blessed: bool | None = None
+    pushed_to: str | None = None
+    gate_failures: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """The exit codes of `flowers run` (flowers.outcome)."""
+        if self.data_refused:
+            return outcome.DATA_REFUSED
+        if self.failed_task:
+            return outcome.FAILED
+        return outcome.PUSHED if self.pushed_to else outcome.REFUSED
+
+
+@dataclasses.dataclass
+class Package:
+    spec: pb.PipelineSpec
+    deployment: pb.PipelineDeploymentConfig
+    parameters: dict[str, struct_pb2.Value]  # the runtime parameters' values
+    output_directory: str | None = None  # a PipelineJob's gcsOutputDirectory
+
+
+def load(path: str) -> Package:
+    """A `.yaml` KFP package (bare PipelineSpec) or a `.json` PipelineJob."""
+    with open(path) as f:
+        text = f.read()
+    runtime, output_directory = {}, None
+    try:
+        if path.endswith(".json"):
+            job = json_format.Parse(text, pb.PipelineJob())
+            spec = json_format.ParseDict(json_format.MessageToDict(job.pipeline_spec), pb.PipelineSpec())
+            runtime = dict(job.runtime_config.parameter_values)
+            output_directory = job.runtime_config.gcs_output_directory or None
+        else:
+            spec = json_format.ParseDict(yaml.safe_load(text), pb.PipelineSpec())
+    except (json_format.ParseError, yaml.YAMLError) as e:
+        raise PreflightError(f"{path}: not a KFP pipeline spec: {e}") from None
+    if not spec.schema_version.startswith("2.1"):
+        raise PreflightError(f"{path}: pipeline spec schema {spec.schema_version}; preflight reads 2.1 (parameter values)")
+    deployment = json_format.ParseDict(json_format.MessageToDict(spec.deployment_spec), pb.PipelineDeploymentConfig())
+    parameters = {name: p.default_value for name, p in spec.root.input_definitions.parameters.items()}
+    parameters.update(runtime)
+    return Package(spec, deployment, parameters, output_directory)
+
+
+def set_parameters(package: Package, items: Sequence[str]) -> None:
+    """Apply `NAME=VALUE` overrides, typed as the spec declares each parameter."""
+    definitions = package.spec.root.input_definitions.parameters
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep:
+            raise PreflightError(f"--param {item!r} is not NAME=VALUE")
+        if name not in definitions:
+            raise PreflightError(f"unknown runtime parameter {name!r}; known: {', '.join(sorted(definitions))}")
+        kind = definitions[name].parameter_type
+        value = text if kind == pb.ParameterType.STRING else json.loads(text)
+        package.parameters[name] = json_format.ParseDict(value, struct_pb2.Value())
+
+
+def task_order(spec: pb.PipelineSpec) -> list[str]:
+    """The root DAG's tasks, each after every task it depends on (ties by name)."""
+    tasks = spec.root.dag.tasks
+    needs = {name: set(task.dependent_tasks) | _producers(task) for name, task in tasks.items()}
+    order: list[str] = []
+    while needs:
+        ready = sorted(name for name, deps in needs.items() if deps <= set(order))
+        if not ready:
+            raise PreflightError(f"the tasks {', '.join(sorted(needs))} depend on each other in a cycle")
+        order.append(ready[0])
+        del needs[ready[0]]
+    return order
+
+
+def _producers(task: pb.PipelineTaskSpec) -> set[str]:
+    found = {a.task_output_artifact.producer_task for a in task.inputs.artifacts.values() if a.HasField("task_output_artifact")}
+    found |= {p.task_output_parameter.producer_task for p in task.inputs.parameters.values() if p.HasField("task_output_parameter")}
+    return found
+
+
+def default_path_map() -> dict[str, str]:
+    """The image's copy of the bundled data -> this checkout's."""
+    return {IMAGE_DATA_DIR: str(importlib.resources.files("flowers.data"))}
+
+
+class Preflight:
+    def __init__(self, package: Package, pipeline_root: str, path_map: Mapping[str, str], echo: Callable[[str], None], verbose: bool):
+        if "://" in pipeline_root:
+            raise PreflightError(f"pipeline root {pipeline_root!r}: preflight writes to a local folder")
+        self.package = package
+        self.pipeline_root = os.path.abspath(pipeline_root)
+        self.path_map = dict(path_map)
+        self.echo = echo
+        self.verbose = verbose
+        name = package.spec.pipeline_info.name
+        self.run_name = executor_input_utils.get_local_pipeline_resource_name(name)
+        self.run_root = os.path.join(self.pipeline_root, self.run_name)
+        self.outputs: dict[str, dict[str, pb.ArtifactList]] = {}
+        self.output_parameters: dict[str, dict[str, struct_pb2.Value]] = {}
+
+    # -- the run --------------------------------------------------------------
+
+    def run(self) -> Result:
+        result = Result(run_root=self.run_root, tasks=[])
+        os.makedirs(self.run_root, exist_ok=True)
+        self.echo(f"preflight of {self.package.spec.pipeline_info.name}: {self.run_root}")
+        for name in task_order(self.package.spec):
+            started = time.monotonic()
+            task = self.package.spec.root.dag.tasks[name]
+            component = self.package.spec.components[task.component_ref.name]
+            executor = self.package.deployment.executors[component.executor_label]
+            if executor.HasField("resolver"):
+                status, log = self._resolve(name, task, component, executor.resolver), None
+            elif executor.HasField("container"):
+                status, log = self._run_container(name, task, component, executor.container)
+            else:
+                raise PreflightError(f"task {name}: a {executor.WhichOneof('spec')} executor, which preflight does not run")
+            done = TaskResult(name, status, time.monotonic() - started, log)
+            result.tasks.append(done)
+            self.echo(f"  {name:<56} {status:<14} {done.seconds:7.1f} s")
+            if status == "failed":
+                result.failed_task = name
+                result.data_refused = _data_refused(log)
+                return result
+        result.blessed = self._metadata_of(BLESSING, "blessed")
+        pushed = self._metadata_of(PUSHED_MODEL, "pushed")
+        if pushed:
+            result.pushed_to = self._metadata_of(PUSHED_MODEL, "pushed_destination") or "?"
+        if result.blessed is not None:
+            result.blessed = bool(result.blessed)
+        if result.blessed is False:
+            result.gate_failures = _gate_failures(self._uri_of(EVALUATION))
+        return result
+
+    def _run_container(self, name, task, component, container) -> tuple[str, str]:
+        task_root = executor_input_utils.construct_local_task_root(self.pipeline_root, self.run_name, name)
+        os.makedirs(task_root, exist_ok=True)
+        executor_input = self._executor_input(name, task, component, task_root)
+        as_dict = executor_input_utils.executor_input_to_dict(executor_input, component)
+        log = os.path.join(task_root, TASK_LOG)
+        steps = []
+        if container.lifecycle.pre_cache_check.command:
+            hook = container.lifecycle.pre_cache_check
+            steps.append(list(hook.command) + list(hook.args))
+        steps.append(list(container.command) + list(container.args))
+        env = {**os.environ, **{e.name: e.value for e in container.env}}
+        # `python` in the spec is the image's: here, this environment's.
+        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+        with open(log, "w") as sink:
+            for step in steps:
+                command = placeholder_utils.replace_placeholders(
+                    full_command=step,
+                    executor_input_dict=as_dict,
+                    pipeline_resource_name=self.run_name,
+                    task_resource_name=name,
+                    pipeline_root=self.pipeline_root,
+                )
+                if command and command[0] in ("python", "python3"):
+                    command[0] = sys.executable
+                sink.write(f"$ {' '.join(command[:3])} ...\n")
+                sink.flush()
+                if self._run(command, env, sink) != 0:
+                    return "failed", log
+                if step is not steps[-1]:
+                    # What a launcher does with a driver's output before the
+                    # executor runs: the output artifacts take its metadata
+                    # (ImportExampleGen: span, version, input fingerprint); the
+                    # executor reads the updated parameters from the file itself.
+                    hook = executor_output_utils.load_executor_output(executor_input.outputs.output_file)
+                    for key, artifacts in hook.artifacts.items():
+                        if key in executor_input.outputs.artifacts and artifacts.artifacts:
+                            executor_input.outputs.artifacts[key].artifacts[0].metadata.update(
+                                json_format.MessageToDict(artifacts.artifacts[0].metadata)
+                            )
+                    as_dict = executor_input_utils.executor_input_to_dict(executor_input, component)
+        output = executor_output_utils.load_executor_output(executor_input.outputs.output_file)
+        output = executor_output_utils.add_type_to_executor_output(executor_input, output)
+        produced = {}
+        for key, planned in executor_input.outputs.artifacts.items():
+            produced[key] = output.artifacts[key] if output.artifacts[key].artifacts else planned
+        self._record(name, produced)
+        self.output_parameters[name] = dict(output.parameter_values)
+        return "succeeded", log
+
+    def _run(self, command: list[str], env: dict, sink) -> int:
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        assert process.stdout is not None
+        for line in process.stdout:
+            sink.write(line)
+            if self.verbose:
+                self.echo("    | " + line.rstrip("\n"))
+        return process.wait()
+
+    def _executor_input(self, name, task, component, task_root) -> pb.ExecutorInput:
+        executor_input = pb.ExecutorInput()
+        inputs = executor_input.inputs
+        for key, spec in task.inputs.parameters.items():
+            inputs.parameter_values[key].CopyFrom(self._parameter(name, key, spec))
+        for key, spec in task.inputs.artifacts.items():
+            if not spec.HasField("task_output_artifact"):
+                raise PreflightError(f"task {name}: input artifact {key} does not come from a task")
+            source = spec.task_output_artifact
+            produced = self.outputs.get(source.producer_task, {}).get(source.output_artifact_key)
+            if produced is not None and produced.artifacts:  # a resolver may find nothing
+                inputs.artifacts[key].CopyFrom(produced)
+        outputs = executor_input.outputs
+        for key, spec in component.output_definitions.artifacts.items():
+            planned = executor_input_utils.make_artifact_list(key, spec.artifact_type, task_root)
+            planned.artifacts[0].name = f"{self.run_name}/{name}/{key}"  # unique, as ML Metadata names are
+            outputs.artifacts[key].CopyFrom(planned)
+        for key in component.output_definitions.parameters:
+            outputs.parameters[key].output_file = os.path.join(task_root, key)
+        outputs.output_file = os.path.join(task_root, EXECUTOR_OUTPUT)
+        return executor_input
+
+    def _parameter(self, task: str, key: str, spec: pb.TaskInputsSpec.InputParameterSpec) -> struct_pb2.Value:
+        kind = spec.WhichOneof("kind")
+        if kind == "runtime_value":
+            value = spec.runtime_value
+            if value.HasField("constant"):
+                return self._local(value.constant)
+            raise PreflightError(f"task {task}: parameter {key} is not a 2.1 constant")
+        if kind == "component_input_parameter":
+            return self._local(self.package.parameters[spec.component_input_parameter])
+        if kind == "task_output_parameter":
+            source = spec.task_output_parameter
+            return self.output_parameters[source.producer_task][source.output_parameter_key]
+        raise PreflightError(f"task {task}: parameter {key} is a {kind}, which preflight does not resolve")
+
+    def _local(self, value: struct_pb2.Value) -> struct_pb2.Value:
+        """A string value with the image's paths replaced by local ones."""
+        if value.WhichOneof("kind") != "string_value":
+            return value
+        text = value.string_value
+        for image_path, local in self.path_map.items():
+            text = re.sub(re.escape(image_path.rstrip("/")) + r'(?=$|/|")', local.rstrip("/"), text)
+        return struct_pb2.Value(string_value=text)
+
+    # -- resolver tasks ---------------------------------------------------------
+
+    def _resolve(self, name, task, component, resolver) -> str:
+        """Each output artifact query answered with the newest recorded
+        artifact that matches it, as Vertex AI answers it from ML Metadata."""
+        executor_input = self._executor_input(name, task, component, os.path.join(self.run_root, name))
+        as_dict = json_format.MessageToDict(executor_input)
+        found = {}
+        for key, query in resolver.output_artifact_queries.items():
+            text = placeholder_utils.resolve_io_placeholders(as_dict, query.filter)
+            clauses = [c.strip() for c in text.split(" AND ")]
+            matches = [a for a in reversed(self._catalogue()) if all(_matches(a, c) for c in clauses)]
+            if matches:
+                found[key] = pb.ArtifactList(artifacts=[matches[0]])
+        self.outputs[name] = found  # not recorded: a resolver produces nothing new
+        return "resolved" if found else "resolved none"
+
+    def _record(self, task: str, produced: dict[str, pb.ArtifactList]) -> None:
+        self.outputs[task] = produced
+        with open(os.path.join(self.pipeline_root, CATALOGUE), "a") as f:
+            for artifacts in produced.values():
+                for artifact in artifacts.artifacts:
+                    f.write(json.dumps(json_format.MessageToDict(artifact), sort_keys=True) + "\n")
+
+    def _catalogue(self) -> list[pb.RuntimeArtifact]:
+        path = os.path.join(self.pipeline_root, CATALOGUE)
+        if not os.path.exists(path):
+            return []
+        with open(path) as f:
+            return [json_format.ParseDict(json.loads(line), pb.RuntimeArtifact()) for line in f if line.strip()]
+
+    def _uri_of(self, title: str) -> str | None:
+        uris = [a.uri for p in self.outputs.values() for l in p.values() for a in l.artifacts if type_title(a.type) == title]
+        return uris[-1] if uris else None
+
+    def _metadata_of(self, title: str, key: str):
+        """`key` of the last artifact of type `title` this run produced."""
+        value = None
+        for produced in self.outputs.values():
+            for artifacts in produced.values():
+                for artifact in artifacts.artifacts:
+                    if type_title(artifact.type) == title and key in artifact.metadata:
+                        value = artifact.metadata[key]
+        return value
+
+
+def type_title(artifact_type: pb.ArtifactTypeSchema) -> str:
+    if artifact_type.schema_title:
+        return artifact_type.schema_title
+    return (yaml.safe_load(artifact_type.instance_schema) or {}).get("title", "")
+
+
+def _matches(artifact: pb.RuntimeArtifact, clause: str) -> bool:
+    """One clause of a resolver's artifact filter: the forms TFX writes
+    (schema_title="...", state=LIVE, name="...", metadata.KEY.number_value=N)."""
+    key, sep, value = clause.partition("=")
+    if not sep:
+        raise PreflightError(f"resolver filter clause {clause!r} is not KEY=VALUE")
+    key, value = key.strip(), value.strip().strip('"')
+    if key == "schema_title":
+        return type_title(artifact.type) == value
+    if key == "state":
+        return value == "LIVE"  # every recorded artifact is live
+    if key == "name":
+        return artifact.name == value
+    field = re.fullmatch(r"metadata\.(\w+)\.(number_value|string_value|bool_value)", key)
+    if field:
+        if field[1] not in artifact.metadata:
+            return False
+        actual = artifact.metadata[field[1]]
+        if field[2] == "number_value":
+            return isinstance(actual, (int, float)) and float(actual) == float(value)
+        if field[2] == "bool_value":
+            return actual is (value.lower() == "true")
+        return actual == value
+    raise PreflightError(f"resolver filter clause {clause!r} is not one preflight can answer")
+
+
+def _data_refused(log: str | None) -> bool:
+    if not log or not os.path.exists(log):
+        return False
+    from flowers.components.gates import REFUSED_MARK  # light enough: only read on a failure
+
+    with open(log, errors="replace") as f:
+        return REFUSED_MARK in f.read()
+
+
+def _gate_failures(uri: str | None) -> list[str]:
+    """The failed gates in words, as `flowers run` prints them (best effort:
+    the summary is read with the local runner's reader)."""
+    if not uri:
+        return []
+    try:
+        from flowers.pipeline.results import _gate_failures as failures
+
+        return failures(uri)
+    except Exception:  # a missing or changed reader only costs the detail
+        return []
+
+
+def tail(path: str, lines: int = 25) -> list[str]:
+    with open(path, errors="replace") as f:
+        return f.read().splitlines()[-lines:]
+
+
+def run(
+    package_path: str,
+    pipeline_root: str | None = None,
+    params: Sequence[str] = (),
+    path_map: Mapping[str, str] | None = None,
+    echo: Callable[[str], None] = print,
+    verbose: bool = False,
+) -> Result:
+    """Preflight one compiled package; the Result says how it ended."""
+    package = load(package_path)
+    set_parameters(package, params)
+    if pipeline_root is None:
+        local = package.output_directory if package.output_directory and "://" not in package.output_directory else None
+        pipeline_root = local or os.path.join(os.path.dirname(os.path.abspath(package_path)), "preflight")
+    mapping = default_path_map()
+    mapping.update(path_map or {})
+    return Preflight(package, pipeline_root, mapping, echo, verbose).run()
