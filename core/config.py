@@ -25,6 +25,8 @@ LOCAL_BEAM_ARGS = ("--direct_running_mode=multi_processing", "--direct_num_worke
 TRAINING_CONFIG_KEY = "training"
 TRIALS_KEY = "trials"
 IMAGE_SIZE_KEY = "image_size"
+# Set when spans carry their own train/eval split: percent of train kept for validation.
+VALIDATION_FROM_TRAIN_KEY = "validation_from_train"
 
 # MobileNetV2's widths (Keras accepts these alphas) and its smallest input.
 ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
@@ -130,6 +132,10 @@ class TrainingConfig:
     augment_rotation: float = _setting(0.05, low=0.0, high=0.5)
     augment_zoom: float = _setting(0.1, low=0.0, high=0.9)
     augment_color: float = _setting(0.1, low=0.0, high=0.9)
+    # Share of training images degraded as phones and chat apps do (downscale
+    # and back, JPEG recompression, mild blur; each independently). Off by
+    # default until benchmarks/accuracy.py has measured it on the shared photos.
+    augment_degrade: float = _setting(0.0, low=0.0, high=1.0)
     label_smoothing: float = _setting(0.1, low=0.0, high=0.9)
     batch_size: int = _setting(32, low=1, high=4096)
     epochs: int = _setting(15, low=1, high=1000)
@@ -187,6 +193,15 @@ class PipelineConfig:
     output_dir: str = "outputs"
     # Folder holding the curated schema.pbtxt; empty infers one with SchemaGen.
     schema_dir: str = CURATED_SCHEMA
+    # span_window 0: every run reads all span folders of the data root. N:
+    # each run ingests one span (the newest, or `span`) and the Trainer and
+    # Evaluator see the latest N spans ingested so far (local runs only).
+    span: int = _setting(0, low=0, high=10**9)
+    span_window: int = _setting(0, low=0, high=10**6)
+    # Hash split of each span: the rest is train. Validation picks the best
+    # epoch (early stopping, learning-rate drops); eval only grades the model.
+    validation_percent: int = _setting(15, low=1, high=49)
+    eval_percent: int = _setting(15, low=1, high=49)
     # Side of the square model input: Transform crops to it, and the Trainer
     # reads it back from the Transform graph. MobileNetV2 takes 32 px and up.
     image_size: int = _setting(192, low=32, high=1024)
@@ -199,11 +214,18 @@ class PipelineConfig:
     # 1 catches a class that is missing altogether (the failure that silently
     # trains a 4-class model); raise it for real data sets.
     min_class_examples: int = _setting(1, low=0, high=10**9)
-    # Compare with the latest blessed model (a Resolver feeds the Evaluator a
-    # baseline). Open-source KFP 2.x cannot run Resolver tasks: set it false
-    # there; the absolute accuracy gate stays.
+    # Pushed versions to keep: after a push, the oldest beyond this many are
+    # deleted, never the newest (0: keep all).
+    keep_versions: int = _setting(0, low=0, high=10**6)
+    # Compare each candidate with the newest pushed model on the same eval
+    # data (components/baseline.py; runs on every orchestrator).
     compare_to_blessed: bool = True
+    # Start the Trainer from the last blessed model's weights (TFX's
+    # base_model) instead of ImageNet's: faster retraining on a new span.
+    warm_start: bool = False
     tune: bool = False
+    # Write the run's HTML report (pipeline/report.py) when it ends.
+    report: bool = True
     tuner_trials: int = _setting(4, low=1, high=1000)
     beam_args: tuple[str, ...] = LOCAL_BEAM_ARGS
     enable_cache: bool = True
@@ -227,7 +249,6 @@ class PipelineConfig:
     evaluator_memory_gb: float = _setting(4.0, low=0.0, high=4096.0)
     evaluator_memory_limit_gb: float = _setting(8.0, low=0.0, high=4096.0)
 
-
     def __post_init__(self):
         _validate(self)
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.pipeline_name):
@@ -237,13 +258,21 @@ class PipelineConfig:
         for name in ("data_root", "output_dir", "image"):
             if not getattr(self, name):
                 raise SettingsError(f"setting {name} is empty")
+        if self.span and not self.span_window:
+            raise SettingsError(
+                f"setting span={self.span} needs span_window (a run reads every span unless span_window is set)"
+            )
+        if self.validation_percent + self.eval_percent > 90:
+            raise SettingsError(
+                f"settings validation_percent={self.validation_percent} and eval_percent={self.eval_percent} "
+                "leave under 10% for training: allowed a sum of at most 90"
+            )
         for part in RESOURCE_COMPONENTS:
             for request, limit in ((f"{part}_cpu", f"{part}_cpu_limit"), (f"{part}_memory_gb", f"{part}_memory_limit_gb")):
                 if 0 < getattr(self, limit) < getattr(self, request):
                     raise SettingsError(
                         f"setting {limit}={getattr(self, limit)} is below {request}={getattr(self, request)}"
                     )
-
 
     @property
     def pipeline_root(self) -> str:

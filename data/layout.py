@@ -102,6 +102,35 @@ def check_data_root(data_root: str, span: int = 0) -> None:
             )
 
 
+def check_shards(data_root: str, span: int = 0) -> None:
+    """A clear error naming the shard when a (local, uncompressed) shard of
+    the spans a run reads is truncated: its TFRecord framing (8-byte length,
+    4-byte CRC, data, 4-byte CRC) is walked without reading the data."""
+    if _is_uri(data_root):
+        return
+    folders = [span_dir(data_root, span)] if span else [span_dir(data_root, s) for s in spans(data_root)]
+    for folder in folders:
+        for path in sorted(_glob(f"{folder}/*{SHARD_SUFFIX}") + _glob(f"{folder}/*/*{SHARD_SUFFIX}")):
+            _check_framing(path)
+
+
+def _check_framing(path: str) -> None:
+    size = os.path.getsize(path)
+    records = offset = 0
+    with open(path, "rb") as f:
+        while offset < size:
+            header = f.read(12)
+            length = int.from_bytes(header[:8], "little") if len(header) == 12 else -1
+            if length < 0 or offset + 16 + length > size:
+                raise ValueError(
+                    f"{path}: truncated or not a TFRecord file after {records} record(s) (byte {offset} of {size}); "
+                    "convert its photos again"
+                )
+            offset += 16 + length
+            f.seek(offset)
+            records += 1
+
+
 def example_gen_configs(data_root: str, validation_percent: int, eval_percent: int, span: int = 0, every_span: bool = False):
     """ImportExampleGen's input, output and range configs, split by hash into
     train / validation / eval unless the spans hold train/ and eval/ folders

@@ -72,6 +72,12 @@ def check_config(config: PipelineConfig) -> None:
         )
     if not config.image:
         raise ValueError("image is empty: set the image built from kubeflow/Dockerfile (--image)")
+    if config.span_window:
+        raise ValueError(
+            f"span_window={config.span_window}: a window of spans is TFX's rolling span range, a resolver "
+            "function that TFX 1.16's Kubeflow V2 compiler cannot compile; on Kubeflow every run reads all "
+            "spans of the data root (leave span_window at 0)"
+        )
 
 
 def runtime_values(config: PipelineConfig) -> dict[str, str]:

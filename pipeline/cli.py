@@ -24,6 +24,21 @@ from flowers.pipeline.supervisor import OutputDirBusy
 USER_ERRORS = (ValueError, LookupError, OSError, OutputDirBusy)
 
 
+def quiet_libraries() -> None:
+    """This process prints only the project's lines: TensorFlow's C++ logs
+    and Python warnings of the libraries stay out (a run keeps them in its
+    log file; `run --verbose` shows them)."""
+    import logging
+    import os
+    import warnings
+
+    os.environ.setdefault("FLOWERS_USER_TF_CPP_MIN_LOG_LEVEL", os.environ.get("TF_CPP_MIN_LOG_LEVEL", "1"))
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    warnings.simplefilter("ignore")
+    for name in ("tensorflow", "absl"):  # TensorFlow's Python deprecation notices
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """flowers: a TFX pipeline from labelled flower photos to a validated classifier."""
@@ -71,37 +86,95 @@ def history(output_dir: str, as_json: bool) -> None:
     store = results.store_for(config)
     live = supervisor.RunLock.live_run(output_dir)
     if not as_json:
-        click.echo(f"{'run':<28} {'state':<13} {'accuracy':>8}  pushed to / why")
+        click.echo(results.HISTORY_HEADER)
     for run_id in results.run_ids(store):
-        summary = results.summarize(store, run_id, live_run=live)
-        if as_json:
-            click.echo(json.dumps(dataclasses.asdict(summary)))
+        try:
+            summary = results.summarize(store, run_id, live_run=live)
+        except Exception as e:  # one unreadable run never hides the others
+            click.echo(json.dumps({"run_id": run_id, "state": "unreadable", "error": str(e)}) if as_json else f"{run_id}  unreadable: {e}")
             continue
-        acc = "n/a" if summary.accuracy is None else f"{summary.accuracy:.4f}"
-        why = summary.pushed_to or "; ".join(summary.gate_failures) or (
-            f"{summary.failed_component} failed" if summary.failed_component else "-"
-        )
-        click.echo(f"{run_id:<28} {summary.state:<13} {acc:>8}  {why}")
+        click.echo(json.dumps(dataclasses.asdict(summary)) if as_json else results.history_row(summary))
 
 
 @cli.command()
-@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--model", "model_dir", type=click.Path(exists=True, file_okay=False), help="A SavedModel folder (default: the newest pushed model).")
+@click.argument("run_id", required=False)
 @click.option("--output-dir", default=PipelineConfig.output_dir, show_default=True)
-def predict(images: tuple[str, ...], model_dir: str | None, output_dir: str) -> None:
-    """Classify image files with a pushed model; one JSON line each (a file
-    that cannot be read as an image gets a line with an "error"). Exits 1 if
-    any file failed."""
+def report(run_id: str | None, output_dir: str) -> None:
+    """Write the HTML report of a run (default: the newest) into its folder
+    under OUTPUT_DIR/runs/ and print its path: data, training curves,
+    confusion matrix, gates, wrong eval images, settings, times."""
+    from flowers.pipeline import report as run_report
+
+    click.echo(run_report.write_report(PipelineConfig(output_dir=output_dir), run_id))
+
+
+@cli.command(epilog="Exit codes: 0 every file was classified; 1 some file could not be (its row has an \"error\"); 2 bad usage.")
+@click.argument("inputs", metavar="PATH...", nargs=-1, required=True)
+@click.option("--model", "model_dir", help="A SavedModel folder (default: the newest pushed model).")
+@click.option("--output-dir", default=PipelineConfig.output_dir, show_default=True)
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Write the rows to this file (with a progress bar) instead of stdout.")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), help="Row format  [default: csv if --out ends in .csv, else jsonl]")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 4096), help="Images per call of the model.")
+@click.option("--beam", is_flag=True, help="Run as an Apache Beam job (RunInference); needs --out. For large folders, or Dataflow.")
+@click.option("--beam-arg", "beam_args", multiple=True, help="A Beam pipeline argument for --beam (repeatable; default: the local DirectRunner).")
+def predict(inputs: tuple[str, ...], model_dir: str | None, output_dir: str, out_file: str | None, fmt: str | None,
+            batch_size: int, beam: bool, beam_args: tuple[str, ...]) -> None:
+    """Classify image files with a pushed model: files, and folders searched
+    recursively for .jpg/.jpeg/.png/.gif/.bmp files. One row per file, JSON
+    lines or CSV, to stdout or --out; a file that cannot be read as an image
+    gets a row with an "error" and the others are still classified."""
+    from flowers.config import LOCAL_BEAM_ARGS
     from flowers.pipeline import serving
 
+    if beam and not out_file:
+        raise click.UsageError("--beam writes its rows to a file: give --out")
     model_dir = model_dir or serving.newest_pushed_model(PipelineConfig(output_dir=output_dir))
-    failed = 0
-    for row in serving.predict_files(model_dir, images):
-        failed += "error" in row
-        click.echo(json.dumps(row))
+    paths, passed_over = serving.list_images(inputs)
+    if passed_over:
+        click.echo(f"passed over {passed_over} file(s) without an image extension in the folder(s)", err=True)
+    fmt = serving.format_for(out_file, fmt)
+    if beam:
+        rows, failed = serving.predict_with_beam(model_dir, paths, out_file, fmt, beam_args or LOCAL_BEAM_ARGS, batch_size)
+        click.echo(f"wrote {rows} row(s) to {out_file}", err=True)
+    else:
+        rows, failed = _predict_rows(serving, model_dir, paths, out_file, fmt, batch_size)
     if failed:
-        click.echo(f"{failed} of {len(images)} file(s) could not be classified", err=True)
+        click.echo(f"{failed} of {rows} file(s) could not be classified", err=True)
         sys.exit(outcome.FAILED)
+
+
+def _predict_rows(serving, model_dir: str, paths: list[str], out_file: str | None, fmt: str, batch_size: int) -> tuple[int, int]:
+    """Rows to stdout, or to `out_file` under a progress bar (stderr); (rows, failed)."""
+    rows = failed = 0
+    out = open(out_file, "w", newline="") if out_file else None
+    try:
+        write = (lambda line: out.write(line + "\n")) if out else click.echo
+        if fmt == "csv":
+            write(serving.csv_header())
+        predictions = serving.predict_files(model_dir, paths, batch_size)
+        with click.progressbar(length=len(paths), label="classifying", file=sys.stderr) if out else _no_bar() as bar:
+            for row in predictions:
+                rows += 1
+                failed += "error" in row
+                write(serving.format_row(row, fmt))
+                bar.update(1)
+    finally:
+        if out:
+            out.close()
+    if out_file:
+        click.echo(f"wrote {rows} row(s) to {out_file}", err=True)
+    return rows, failed
+
+
+class _no_bar:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n: int) -> None:
+        pass
 
 
 @cli.group()
@@ -129,14 +202,16 @@ def shard_options(fn):
 
 @data.command()
 @click.argument("photos_dir", type=click.Path(file_okay=False))
-@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.argument("data_root", type=click.Path(file_okay=False))
 @shard_options
-def convert(photos_dir: str, out_dir: str, image_size: int, shards: int) -> None:
-    """PHOTOS_DIR/<class>/*.jpg into labs-format TFRecord shards in OUT_DIR.
-    Exits 1 if any file was skipped (the rest are written)."""
+def convert(photos_dir: str, data_root: str, image_size: int, shards: int) -> None:
+    """Start DATA_ROOT: PHOTOS_DIR/<class>/*.jpg become labs-format TFRecord
+    shards in DATA_ROOT/span-1. An existing, non-empty DATA_ROOT is refused:
+    add new photos with `data add-span`. Exits 1 if any file was skipped
+    (the rest are written)."""
     from flowers.data import convert as converter
 
-    _report(converter.convert(photos_dir, out_dir, image_size=image_size, num_shards=shards))
+    _report(converter.convert(photos_dir, data_root, image_size=image_size, num_shards=shards))
 
 
 @data.command("add-span")
@@ -144,7 +219,8 @@ def convert(photos_dir: str, out_dir: str, image_size: int, shards: int) -> None
 @click.argument("data_root", type=click.Path(file_okay=False))
 @shard_options
 def add_span(photos_dir: str, data_root: str, image_size: int, shards: int) -> None:
-    """Convert new photos into DATA_ROOT/span-N+1, the span the next run trains on."""
+    """Convert new photos into DATA_ROOT/span-N+1, the span the next run
+    ingests (the run trains on the latest span_window spans, default all)."""
     from flowers.data import convert as converter
 
     _report(converter.add_span(photos_dir, data_root, image_size=image_size, num_shards=shards))
@@ -162,6 +238,7 @@ def sample(photos_dir: str, out_dir: str, per_class: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    quiet_libraries()
     try:
         cli.main(args=argv, standalone_mode=False)
     except click.exceptions.Abort:

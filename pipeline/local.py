@@ -9,7 +9,9 @@ id, and writes one progress line per component to file descriptor
 from __future__ import annotations
 
 import os
+import re
 import sys
+import traceback
 import time
 from typing import Callable
 
@@ -72,8 +74,12 @@ def _state(connection, info) -> str:
 
 
 def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
+    """The line that says what went wrong: Beam wraps a worker's error in a
+    traceback, whose last "...Error: ..." line is the cause."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    causes = [line for line in lines if re.match(r"^[\w.]+(Error|Exception|Refused)\b.*:", line)]
+    cause = causes[-1] if causes else f"{type(error).__name__}: {lines[0] if lines else ''}"
+    return cause.split(": b'")[0][:300]  # no hex dump of the bytes at fault
 
 
 def main() -> None:
@@ -82,10 +88,23 @@ def main() -> None:
     try:
         run(config, run_id)
     except Exception:
-        import traceback
-
         traceback.print_exc()  # into the run log
         sys.exit(1)
+    finally:
+        if config.report:
+            write_report(config, run_id)
+
+
+def write_report(config: PipelineConfig, run_id: str) -> None:
+    """The run's HTML report and TensorBoard command, as progress lines; a
+    report that cannot be written is noted in the log, never a failed run."""
+    from flowers.pipeline import report
+
+    try:
+        progress.say(f"report: {report.write_report(config, run_id)}")
+        progress.say(f"tensorboard: {report.tensorboard_command(config, run_id)}")
+    except Exception:
+        traceback.print_exc()
 
 
 if __name__ == "__main__":

@@ -78,14 +78,15 @@ def summarize(store: mlmd.MetadataStore, run_id: str, live_run: str | None = Non
     outputs = _outputs_by_type(store, executions)
     evaluation = _last(outputs.get("ModelEvaluation"))
     accuracy, recall, count, baseline_accuracy = _metrics(evaluation.uri) if evaluation else (None, {}, None, None)
+    blessing = _last(outputs.get("ModelBlessing"))
+    pushed = _last(outputs.get("PushedModel"))
     by_node = {names[e.id]: e for e in executions}
+    # The Trainer's own model (the baseline component outputs a Model too).
+    model = _last(_artifacts(store, by_node.get("Trainer"), "model", mlmd.proto.Event.OUTPUT))
     examples = _inputs(store, by_node.get("Trainer"), "examples")
     baseline = _inputs(store, by_node.get("Evaluator"), "baseline_model")
     counts = _history(model.uri) if model else {}
     baseline_version = _baseline_version(store, baseline[0]) if baseline else None
-    blessing = _last(outputs.get("ModelBlessing"))
-    pushed = _last(outputs.get("PushedModel"))
-    model = _last(outputs.get("Model"))
     anomalies = _last(outputs.get("ExampleAnomalies"))
     failed = next((names[e.id] for e in executions if e.last_known_state == Execution.FAILED), None)
     pushed_to = (
@@ -136,11 +137,16 @@ def summarize(store: mlmd.MetadataStore, run_id: str, live_run: str | None = Non
 
 def _inputs(store: mlmd.MetadataStore, execution, key: str) -> list:
     """The artifacts `execution` took as input `key`."""
+    return _artifacts(store, execution, key, mlmd.proto.Event.INPUT)
+
+
+def _artifacts(store: mlmd.MetadataStore, execution, key: str, kind) -> list:
+    """The artifacts of `execution`'s input or output (`kind`) `key`, oldest first."""
     if execution is None:
         return []
     events = store.get_events_by_execution_ids([execution.id])
-    ids = [e.artifact_id for e in events if e.type == mlmd.proto.Event.INPUT and e.path.steps and e.path.steps[0].key == key]
-    return store.get_artifacts_by_id(ids) if ids else []
+    ids = [e.artifact_id for e in events if e.type == kind and e.path.steps and e.path.steps[0].key == key]
+    return sorted(store.get_artifacts_by_id(ids), key=lambda a: a.id) if ids else []
 
 
 def _baseline_version(store: mlmd.MetadataStore, model) -> str | None:

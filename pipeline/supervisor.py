@@ -110,6 +110,7 @@ def check_inputs(config: PipelineConfig) -> None:
     """What can be refused at once, before any component (or TensorFlow) starts."""
     weights.resolve(config.training.weights, config.training.alpha)
     layout.check_data_root(config.data_root, config.span)
+    layout.check_shards(config.data_root, config.span)
 
 
 def run(config: PipelineConfig, echo: Callable[[str], None] = print, verbose: bool = False) -> RunResult:

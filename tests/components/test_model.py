@@ -92,6 +92,7 @@ def test_head_only_snapshot_is_restored_after_fine_tuning():
         np.testing.assert_array_equal(v.numpy(), value)
 
 
+@pytest.mark.slow  # trains a model
 def test_two_phase_fit_records_history_and_tensorboard_logs(tmp_path):
     cfg = TrainingConfig(batch_size=4, epochs=1, fine_tune_epochs=1)
     rng = np.random.default_rng(0)

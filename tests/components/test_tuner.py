@@ -61,6 +61,7 @@ def test_configured_values_join_the_choices():
     assert hp.values["fine_tune_layers"] == 45
 
 
+@pytest.mark.slow  # trains a model
 def test_tuner_fn_runs_a_trial_whose_best_values_the_trainer_applies(fn_args, tmp_path):
     result = tuner_lib.tuner_fn(fn_args)
     assert isinstance(result, tfx.components.TunerFnResult)

@@ -264,3 +264,11 @@ def test_the_validator_executor_hands_tfx_the_proto(monkeypatch):
     executors.ExampleValidatorExecutor().Do({}, {}, {"custom_validation_config": proto_utils.proto_to_json(proto), "exclude_splits": "[]"})
     assert isinstance(seen["custom_validation_config"], custom_validation_config_pb2.CustomValidationConfig)
     assert seen["custom_validation_config"] == proto and seen["exclude_splits"] == "[]"
+
+
+def test_a_span_window_is_refused_with_the_reason(tmp_path):
+    import pytest
+
+    config = PipelineConfig(output_dir="gs://bucket/flowers", span_window=2)
+    with pytest.raises(ValueError, match="span_window=2: .*cannot compile"):
+        runner.compile_pipeline(config, str(tmp_path / "flowers.yaml"))

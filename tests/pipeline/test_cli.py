@@ -97,3 +97,14 @@ def test_read_only_output_dir_is_one_line(capsys, tmp_path):
         target = str(tmp_path / "ro" / "out")
     code, out = run_cli(capsys, "run", "--output-dir", target)
     assert code == 2 and out.err.startswith("error:") and "Traceback" not in out.err
+
+
+def test_a_truncated_shard_is_named_before_anything_runs(capsys, tmp_path):
+    from samples import SAMPLE_SHARDS
+
+    (tmp_path / "data" / "span-1").mkdir(parents=True)
+    shard = tmp_path / "data" / "span-1" / "flowers-00000-of-00001.tfrec"
+    shard.write_bytes(open(SAMPLE_SHARDS[0], "rb").read()[:20000])
+    code, out = run_cli(capsys, "run", "--data-root", str(tmp_path / "data"), "--output-dir", str(tmp_path / "out"))
+    assert code == 2 and f"{shard}: truncated" in out.err and "Traceback" not in out.err
+    assert len(out.err) < 400  # one line, no dump of the bytes

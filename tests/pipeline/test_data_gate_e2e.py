@@ -56,7 +56,7 @@ def refused_runs(tmp_path_factory):
         root = write_root(base / "data", spoil(sample_examples(60)))
         out = str(base / "out")
         started[name] = (out, subprocess.Popen(
-            [sys.executable, "-m", "flowers.pipeline.cli", "run", "--data-root", root, "--output-dir", out],
+            [sys.executable, "-m", "flowers.pipeline.cli", "run", "--data-root", root, "--output-dir", out, "--set", "report=false"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         ))
     return {name: (out, *p.communicate(timeout=900), p.returncode) for name, (out, p) in started.items()}
