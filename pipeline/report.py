@@ -1,0 +1,1001 @@
+"""The run report: one self-contained HTML page per pipeline run.
+
+Everything on it is found through ML Metadata (the run's executions, their
+properties and the artifacts they read and wrote), never by guessing paths:
+
+* the data: examples per class and split (StatisticsGen), span, anomalies;
+* the training curves of both phases (the Trainer's `history.json`);
+* the confusion matrix and per-class precision / recall (the Evaluator's own
+  TFMA output), the candidate against the baseline with each gate's verdict;
+* the eval images the model got wrong (predicted again through the run's
+  serving signature);
+* the settings (the Trainer's execution properties) and the time each
+  component took.
+
+Plots are PNGs (matplotlib) embedded as base64, thumbnails as JPEG data: the
+page needs no network and no other file. Numbers a program may want carry
+`data-key` / `data-value` attributes (the tests read them).
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime
+import html
+import io
+import json
+import os
+import shlex
+from typing import Callable
+
+from flowers import features
+from flowers.config import TRAINING_CONFIG_KEY, PipelineConfig
+from flowers.pipeline import results
+
+REPORT_FILE = "report.html"
+HISTORY_FILE = "history.json"  # what the Trainer writes next to its model (components/trainer.py)
+SERVING_FOLDER = "Format-Serving"  # the Model artifact's SavedModel, as TFX lays it out
+# Eval examples predicted again for the grid of mistakes (the rest are
+# counted by TFMA only), and how many mistakes the grid shows.
+MAX_EVAL_PREDICTIONS = 5000
+MAX_WRONG_SHOWN = 60
+THUMBNAIL_PX = 128
+
+_EVENT_IN = (3, 1)  # mlmd Event.INPUT, DECLARED_INPUT
+_EVENT_OUT = (4, 2)  # mlmd Event.OUTPUT, DECLARED_OUTPUT
+
+
+def report_path(config: PipelineConfig, run_id: str) -> str:
+    """`<output_dir>/runs/<run id, ':' as '-'>/report.html`, the run's folder."""
+    from flowers.pipeline.supervisor import RUNS_DIR
+
+    return os.path.join(os.path.abspath(config.output_dir), RUNS_DIR, run_id.replace(":", "-"), REPORT_FILE)
+
+
+def write_report(config: PipelineConfig, run_id: str | None = None) -> str:
+    """Write the report of `run_id` (default: the newest run) into the run's
+    folder; returns its path. A part the run did not produce (it failed, or
+    the data was refused) says so on the page."""
+    store = results.store_for(config)
+    run_id = resolve_run_id(store, run_id, config)
+    page = render(gather(config, store, run_id))
+    path = report_path(config, run_id)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    partial = f"{path}.partial"
+    with open(partial, "w", encoding="utf-8") as f:
+        f.write(page)
+    os.replace(partial, path)
+    return path
+
+
+def tensorboard_command(config: PipelineConfig, run_id: str) -> str:
+    """`tensorboard --logdir DIR` for the run: DIR is the Trainer's ModelRun
+    artifact, where Keras' TensorBoard callback wrote both phases. LookupError
+    if the run has no Trainer output (it stopped before training)."""
+    store = results.store_for(config)
+    run = RunRecord.load(store, resolve_run_id(store, run_id, config))
+    model_run = run.output("Trainer", "model_run")
+    if model_run is None:
+        raise LookupError(f"run {run.run_id} has no TensorBoard logs: its Trainer did not produce a model_run artifact")
+    return f"tensorboard --logdir {shlex.quote(model_run.uri)}"
+
+
+def resolve_run_id(store, run_id: str | None, config: PipelineConfig) -> str:
+    ids = results.run_ids(store)
+    if not ids:
+        raise LookupError(f"{config.metadata_path}: no runs recorded yet; run the pipeline first")
+    if run_id is None:
+        return ids[-1]
+    if run_id not in ids:
+        raise LookupError(f"no run {run_id!r} in {config.metadata_path}; `flowers history` lists the runs")
+    return run_id
+
+
+# ---------------------------------------------------------------------------
+# What ML Metadata says about one run.
+
+
+@dataclasses.dataclass
+class ArtifactRecord:
+    id: int
+    type: str
+    uri: str
+    properties: dict  # custom properties, as Python values
+
+
+@dataclasses.dataclass
+class ExecutionRecord:
+    id: int
+    node: str  # the component id
+    state: str  # COMPLETE, CACHED, FAILED, ...
+    created_ms: int
+    updated_ms: int
+    properties: dict  # execution (exec) properties, as Python values
+    inputs: dict[str, list[ArtifactRecord]]
+    outputs: dict[str, list[ArtifactRecord]]
+
+    @property
+    def seconds(self) -> float:
+        return max(0.0, (self.updated_ms - self.created_ms) / 1000)
+
+
+@dataclasses.dataclass
+class RunRecord:
+    run_id: str
+    created_ms: int
+    executions: dict[str, ExecutionRecord]  # by component id, in execution order
+
+    @classmethod
+    def load(cls, store, run_id: str) -> "RunRecord":
+        from ml_metadata.proto import metadata_store_pb2
+
+        context = store.get_context_by_type_and_name(results.RUN_CONTEXT, run_id)
+        executions = sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
+        events = store.get_events_by_execution_ids([e.id for e in executions]) if executions else []
+        artifact_ids = sorted({ev.artifact_id for ev in events})
+        artifacts = {a.id: a for a in store.get_artifacts_by_id(artifact_ids)} if artifact_ids else {}
+        type_ids = list({a.type_id for a in artifacts.values()})
+        type_names = {t.id: t.name for t in store.get_artifact_types_by_id(type_ids)} if type_ids else {}
+        node_contexts = {}
+        for execution in executions:
+            node_contexts[execution.id] = _node_id(store, execution)
+        records: dict[str, ExecutionRecord] = {}
+        for execution in executions:
+            inputs: dict[str, list[ArtifactRecord]] = {}
+            outputs: dict[str, list[ArtifactRecord]] = {}
+            for ev in events:
+                if ev.execution_id != execution.id or ev.artifact_id not in artifacts:
+                    continue
+                a = artifacts[ev.artifact_id]
+                key = ev.path.steps[0].key if ev.path.steps else ""
+                record = ArtifactRecord(
+                    a.id, type_names.get(a.type_id, ""), a.uri, {**_values(a.properties), **_values(a.custom_properties)}
+                )
+                if ev.type in _EVENT_IN:
+                    inputs.setdefault(key, []).append(record)
+                elif ev.type in _EVENT_OUT and a.state == metadata_store_pb2.Artifact.LIVE:
+                    outputs.setdefault(key, []).append(record)
+            records[node_contexts[execution.id]] = ExecutionRecord(
+                id=execution.id,
+                node=node_contexts[execution.id],
+                state=metadata_store_pb2.Execution.State.Name(execution.last_known_state),
+                created_ms=execution.create_time_since_epoch,
+                updated_ms=execution.last_update_time_since_epoch,
+                properties={**_values(execution.properties), **_values(execution.custom_properties)},
+                inputs=inputs,
+                outputs=outputs,
+            )
+        return cls(run_id, context.create_time_since_epoch, records)
+
+    def execution(self, node: str) -> ExecutionRecord | None:
+        return self.executions.get(node)
+
+    def output(self, node: str, key: str) -> ArtifactRecord | None:
+        execution = self.executions.get(node)
+        found = execution.outputs.get(key) if execution else None
+        return found[-1] if found else None
+
+    def input(self, node: str, key: str) -> ArtifactRecord | None:
+        execution = self.executions.get(node)
+        found = execution.inputs.get(key) if execution else None
+        return found[-1] if found else None
+
+    def output_of_type(self, type_name: str) -> tuple[str, ArtifactRecord] | None:
+        """(component, artifact) of the run's last output of that type."""
+        found = None
+        for node, execution in self.executions.items():
+            for artifacts in execution.outputs.values():
+                for a in artifacts:
+                    if a.type == type_name:
+                        found = (node, a)
+        return found
+
+
+def _node_id(store, execution) -> str:
+    for context in store.get_contexts_by_execution(execution.id):
+        if store.get_context_types_by_id([context.type_id])[0].name == results.NODE_CONTEXT:
+            return context.name.split(".", 1)[-1]
+    return store.get_execution_types_by_id([execution.type_id])[0].name.rsplit(".", 1)[-1]
+
+
+def _values(properties) -> dict:
+    out = {}
+    for key, value in properties.items():
+        kind = value.WhichOneof("value")
+        if kind == "proto_value":
+            continue
+        if kind == "struct_value":
+            from google.protobuf import json_format
+
+            out[key] = json_format.MessageToDict(value.struct_value)
+        else:
+            out[key] = getattr(value, kind) if kind else None
+    return out
+
+
+def producing_run(store, artifact_id: int) -> str | None:
+    """The run whose execution first wrote the artifact."""
+    events = [ev for ev in store.get_events_by_artifact_ids([artifact_id]) if ev.type in _EVENT_OUT]
+    if not events:
+        return None
+    first = min(ev.execution_id for ev in events)
+    for context in store.get_contexts_by_execution(first):
+        if store.get_context_types_by_id([context.type_id])[0].name == results.RUN_CONTEXT:
+            return context.name
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Reading the artifacts.
+
+
+@dataclasses.dataclass
+class Report:
+    config: PipelineConfig
+    run: RunRecord
+    summary: results.RunSummary
+    sections: list[tuple[str, str, str]]  # (anchor, title, html)
+
+
+def gather(config: PipelineConfig, store, run_id: str) -> Report:
+    from flowers.pipeline import supervisor
+
+    run = RunRecord.load(store, run_id)
+    summary = results.summarize(store, run_id, live_run=supervisor.RunLock.live_run(config.output_dir))
+    report = Report(config, run, summary, [])
+    baseline = run.input("Evaluator", "baseline_model")
+    parts: list[tuple[str, str, Callable[[], str]]] = [
+        ("data", "Data", lambda: _data_section(run, summary)),
+        ("training", "Training", lambda: _training_section(store, run)),
+        ("evaluation", "Evaluation", lambda: _evaluation_section(run)),
+        ("gates", "Candidate against baseline, and the gates", lambda: _gates_section(store, run, summary, baseline)),
+        ("mistakes", "Eval images the model got wrong", lambda: _mistakes_section(run)),
+        ("settings", "Settings", lambda: _settings_section(run)),
+        ("timing", "Time per component", lambda: _timing_section(run)),
+    ]
+    for anchor, title, build in parts:
+        try:
+            body = build()
+        except Exception as error:  # one unreadable part never costs the whole page
+            body = _note(f"This part could not be read: {type(error).__name__}: {error}", kind="error")
+        report.sections.append((anchor, title, body))
+    return report
+
+
+def class_counts(statistics_uri: str) -> dict[str, dict[str, int]]:
+    """split -> class name -> examples, and split -> "(all)" -> examples,
+    from StatisticsGen's FeatureStats.pb (the class feature's histogram, or
+    the label feature's when the class was not counted as categorical)."""
+    import tensorflow as tf
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    counts: dict[str, dict[str, int]] = {}
+    for path in sorted(tf.io.gfile.glob(f"{statistics_uri}/Split-*/FeatureStats.pb")):
+        split = os.path.basename(os.path.dirname(path))[len("Split-"):]
+        with tf.io.gfile.GFile(path, "rb") as f:
+            stats = statistics_pb2.DatasetFeatureStatisticsList.FromString(f.read())
+        dataset = stats.datasets[0]
+        per_class: dict[str, int] = {}
+        by_feature = {".".join(f.path.step) or f.name: f for f in dataset.features}
+        cls = by_feature.get(features.CLASS_KEY)
+        label = by_feature.get(features.LABEL_KEY)
+        if cls is not None and cls.HasField("string_stats"):
+            for bucket in cls.string_stats.rank_histogram.buckets:
+                index = int(bucket.label)
+                name = features.CLASS_NAMES[index] if 0 <= index < features.NUM_CLASSES else f"class {index}"
+                per_class[name] = int(bucket.sample_count)
+        elif label is not None and label.HasField("string_stats"):
+            for bucket in label.string_stats.rank_histogram.buckets:
+                per_class[bucket.label] = int(bucket.sample_count)
+        ordered = {n: per_class[n] for n in features.CLASS_NAMES if n in per_class}
+        ordered.update({n: v for n, v in per_class.items() if n not in ordered})
+        ordered["(all)"] = int(dataset.num_examples)
+        counts[split] = ordered
+    return counts
+
+
+def read_history(model_uri: str) -> dict | None:
+    import tensorflow as tf
+
+    path = f"{model_uri}/{HISTORY_FILE}"
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """The Evaluator's TFMA output, overall slice, as numbers."""
+
+    metrics: dict[str, dict[str, float]]  # model ("candidate"/"baseline"/"") -> metric -> value
+    diffs: dict[str, float]  # metric -> candidate minus baseline
+    per_class: dict[str, dict[str, float]]  # class -> metric (precision, recall, auc) -> value, candidate
+    confusion: list[list[float]]  # [actual][predicted], candidate
+    no_prediction: list[float]  # per actual class: examples no class was predicted for
+    eval_config: object | None  # the EvalConfig TFMA ran with
+    validation: object | None  # ValidationResult
+
+
+def read_evaluation(uri: str) -> Evaluation:
+    import tensorflow as tf
+    import tensorflow_model_analysis as tfma
+    from tensorflow_model_analysis.writers import eval_config_writer
+
+    metrics: dict[str, dict[str, float]] = {}
+    diffs: dict[str, float] = {}
+    per_class: dict[str, dict[str, float]] = {}
+    candidate_names = ("", results.CANDIDATE)
+    if tf.io.gfile.glob(f"{uri}/metrics*"):
+        for record in tfma.load_metrics(uri):
+            if tfma.slicer.deserialize_slice_key(record.slice_key):
+                continue
+            for kv in record.metric_keys_and_values:
+                key, value = kv.key, kv.value.double_value.value
+                if key.HasField("sub_key"):
+                    if key.sub_key.HasField("class_id") and key.model_name in candidate_names and not key.is_diff:
+                        index = key.sub_key.class_id.value
+                        if 0 <= index < features.NUM_CLASSES:
+                            per_class.setdefault(features.CLASS_NAMES[index], {})[key.name] = value
+                    continue
+                if key.is_diff:
+                    diffs[key.name] = value
+                else:
+                    metrics.setdefault(key.model_name, {})[key.name] = value
+    n = features.NUM_CLASSES
+    confusion = [[0.0] * n for _ in range(n)]
+    none = [0.0] * n
+    if tf.io.gfile.glob(f"{uri}/plots*"):
+        for record in tfma.load_plots(uri):
+            if tfma.slicer.deserialize_slice_key(record.slice_key):
+                continue
+            for kv in record.plot_keys_and_values:
+                if kv.key.model_name not in candidate_names:
+                    continue
+                matrices = kv.value.multi_class_confusion_matrix_at_thresholds.matrices
+                if not matrices:
+                    continue
+                # One matrix per threshold; 0 (the default) is "top class wins".
+                matrix = min(matrices, key=lambda m: m.threshold)
+                for entry in matrix.entries:
+                    a, p = entry.actual_class_id, entry.predicted_class_id
+                    if not 0 <= a < n:
+                        continue
+                    if 0 <= p < n:
+                        confusion[a][p] += entry.num_weighted_examples
+                    else:
+                        none[a] += entry.num_weighted_examples
+    eval_config = eval_config_writer.load_eval_run(uri)[0]
+    validation = tfma.load_validation_result(uri) if tf.io.gfile.glob(f"{uri}/validations*") else None
+    return Evaluation(metrics, diffs, per_class, confusion, none, eval_config, validation)
+
+
+@dataclasses.dataclass
+class Mistake:
+    index: int  # position in the eval split
+    true_class: str
+    predicted_class: str
+    confidence: float
+    thumbnail: bytes  # JPEG
+
+
+def find_mistakes(examples_uri: str, model_uri: str, limit: int = MAX_EVAL_PREDICTIONS) -> tuple[int, list[Mistake]]:
+    """(eval examples predicted, the wrong ones, most confident first):
+    the eval split's images through the model's serving signature."""
+    import tensorflow as tf
+
+    from flowers.pipeline import serving
+
+    files = sorted(tf.io.gfile.glob(f"{examples_uri}/Split-eval/*.gz"))
+    if not files:
+        raise LookupError(f"{examples_uri} has no eval split")
+    predict = serving.load(f"{model_uri}/{SERVING_FOLDER}")
+    checked = 0
+    mistakes: list[Mistake] = []
+    batch: list[tuple[str, bytes]] = []
+    truth: dict[str, int] = {}
+
+    def flush():
+        images = dict(batch)
+        for row in serving.classify_batch(predict, SERVING_FOLDER, batch):
+            actual = features.CLASS_NAMES[truth.pop(row["file"])]
+            if "error" in row:
+                mistakes.append(Mistake(int(row["file"]), actual, "(unreadable)", 0.0, b""))
+            elif row["class"] != actual:
+                mistakes.append(Mistake(int(row["file"]), actual, row["class"], row["confidence"], images[row["file"]]))
+        batch.clear()
+        # Only the most confident mistakes are shown: keep their images only.
+        mistakes.sort(key=lambda m: -m.confidence)
+        for m in mistakes[MAX_WRONG_SHOWN:]:
+            m.thumbnail = b""
+
+    for record in tf.data.TFRecordDataset(files, compression_type="GZIP").take(limit):
+        f = tf.train.Example.FromString(record.numpy()).features.feature
+        key = str(checked)
+        truth[key] = int(f[features.CLASS_KEY].int64_list.value[0])
+        batch.append((key, f[features.IMAGE_KEY].bytes_list.value[0]))
+        checked += 1
+        if len(batch) == 64:
+            flush()
+    flush()
+    for m in mistakes[:MAX_WRONG_SHOWN]:
+        m.thumbnail = _thumbnail(m.thumbnail) if m.thumbnail else b""
+    return checked, mistakes
+
+
+def _thumbnail(image: bytes) -> bytes:
+    import tensorflow as tf
+
+    decoded = tf.io.decode_image(image, channels=3, expand_animations=False)
+    small = tf.image.resize(decoded, [THUMBNAIL_PX, THUMBNAIL_PX], preserve_aspect_ratio=True)
+    return tf.io.encode_jpeg(tf.cast(tf.round(small), tf.uint8), quality=85).numpy()
+
+
+# ---------------------------------------------------------------------------
+# Sections.
+
+
+def _data_section(run: RunRecord, summary: results.RunSummary) -> str:
+    parts = []
+    example_gen = next((e for n, e in run.executions.items() if "ExampleGen" in n), None)
+    facts = []
+    if example_gen is not None:
+        props = example_gen.properties
+        examples = next(iter(example_gen.outputs.get("examples", [])), None)
+        facts.append(("data root", props.get("input_base", "?")))
+        if props.get("input_config"):
+            patterns = [split.get("pattern", "") for split in json.loads(props["input_config"]).get("splits", [])]
+            facts.append(("files read", ", ".join(p for p in patterns if p)))
+        spans = list(getattr(summary, "spans", None) or [])
+        if not spans:
+            span = examples.properties.get("span") if examples else props.get("span")
+            spans = [span] if span is not None else []
+        facts.append(("spans" if len(spans) > 1 else "span", ", ".join(map(str, spans)) or "?"))
+        if examples and examples.properties.get("version") is not None:
+            facts.append(("version", examples.properties["version"]))
+        if examples:
+            facts.append(("split names", ", ".join(json.loads(examples.properties.get("split_names", "[]")))))
+            facts.append(("examples artifact", examples.uri))
+    parts.append(_facts(facts))
+    statistics = run.output_of_type("ExampleStatistics")
+    if statistics is None:
+        parts.append(_note("StatisticsGen produced no statistics in this run."))
+    else:
+        counts = class_counts(statistics[1].uri)
+        named = json.loads(statistics[1].properties.get("split_names") or "[]")
+        splits = [s for s in named if s in counts] + [s for s in counts if s not in named]
+        names = [n for n in counts[splits[0]] if n != "(all)"] if splits else []
+        rows = []
+        for name in names + ["(all)"]:
+            cells = [_td(html.escape(name), header=True)]
+            for split in splits:
+                value = counts[split].get(name, 0)
+                cells.append(_td(str(value), key="examples", split=split, cls=name, value=value))
+            rows.append(cells)
+        parts.append(_table(["class"] + splits, rows, caption="Examples per class and split (StatisticsGen)"))
+        parts.append(_img(_class_counts_plot({s: counts[s] for s in splits}, names), "examples per class and split", "plot-data"))
+    anomalies = summary.anomalies
+    if anomalies:
+        items = "".join(
+            f'<li data-key="anomaly" data-split="{_a(split)}">{html.escape(split)}: {html.escape(line)}</li>'
+            for split, lines in anomalies.items() for line in lines
+        )
+        parts.append(f'<p class="bad">ExampleValidator found anomalies:</p><ul>{items}</ul>')
+    elif run.output_of_type("ExampleAnomalies") is not None:
+        parts.append('<p class="good" data-key="anomalies" data-value="0">ExampleValidator found no anomalies.</p>')
+    else:
+        parts.append(_note("ExampleValidator did not run."))
+    return "".join(parts)
+
+
+def _training_section(store, run: RunRecord) -> str:
+    model = run.output("Trainer", "model")
+    if model is None:
+        return _note("The Trainer produced no model in this run.")
+    history = read_history(model.uri)
+    if history is None:
+        return _note(f"No {HISTORY_FILE} next to the model ({model.uri}).")
+    trainer = run.execution("Trainer")
+    parts = []
+    if trainer is not None and trainer.state == "CACHED":
+        origin = producing_run(store, model.id)
+        parts.append(_note("The Trainer was cached: this model and its history come from "
+                           + (f"run {origin}." if origin else "an earlier run.")))
+    epochs = len(history.get("loss", []))
+    phases = history.get("phase") or ["head"] * epochs
+    parts.append(_img(_training_plot(history), "loss and accuracy per epoch", "plot-training"))
+    best = max(range(epochs), key=lambda i: history.get("val_accuracy", [0] * epochs)[i]) if epochs else -1
+    columns = [("loss", "loss"), ("accuracy", "accuracy"), ("val_loss", "validation loss"),
+               ("val_accuracy", "validation accuracy"), ("lr", "learning rate"), ("epoch_seconds", "seconds")]
+    present = [(k, t) for k, t in columns if len(history.get(k, [])) == epochs]
+    rows = []
+    for i in range(epochs):
+        cells = [_td(str(i + 1), key="epoch", value=i + 1), _td(html.escape(phases[i]), key="phase", value=phases[i])]
+        for k, _ in present:
+            v = history[k][i]
+            text = f"{v:.4g}" if k in ("lr",) else (f"{v:.1f}" if k == "epoch_seconds" else f"{v:.4f}")
+            cells.append(_td(text, key=k, epoch=i + 1, value=v))
+        rows.append((cells, "best" if i == best else ""))
+    parts.append(_table(["epoch", "phase"] + [t for _, t in present], rows,
+                        caption="Keras history, both phases (bold: best validation accuracy)"))
+    parts.append(_facts([("model", model.uri)]))
+    return "".join(parts)
+
+
+def _evaluation_section(run: RunRecord) -> str:
+    evaluation_artifact = run.output("Evaluator", "evaluation")
+    if evaluation_artifact is None:
+        return _note("The Evaluator did not run in this run.")
+    ev = read_evaluation(evaluation_artifact.uri)
+    n = features.NUM_CLASSES
+    names = features.CLASS_NAMES
+    total = sum(map(sum, ev.confusion)) + sum(ev.no_prediction)
+    parts = [_img(_confusion_plot(ev.confusion), "confusion matrix", "plot-confusion")]
+    rows = []
+    for a in range(n):
+        cells = [_td(html.escape(names[a]), header=True)]
+        for p in range(n):
+            v = ev.confusion[a][p]
+            cells.append(_td(_count(v), key="confusion", actual=names[a], predicted=names[p], value=v,
+                             cls_="diag" if a == p else ("off" if v else "")))
+        rows.append(cells)
+    header = ["true \\ predicted"] + list(names)
+    parts.append(_table(header, rows, caption=f"Confusion matrix: {_count(total)} eval examples (TFMA MultiClassConfusionMatrixPlot)"))
+    if any(ev.no_prediction):
+        parts.append(_note(f"{_count(sum(ev.no_prediction))} example(s) had no predicted class."))
+    rows = []
+    for i, name in enumerate(names):
+        support = sum(ev.confusion[i]) + ev.no_prediction[i]
+        predicted = sum(ev.confusion[a][i] for a in range(n))
+        top1_precision = ev.confusion[i][i] / predicted if predicted else None
+        top1_recall = ev.confusion[i][i] / support if support else None
+        binarized = ev.per_class.get(name, {})
+        cells = [_td(html.escape(name), header=True), _td(_count(support), key="support", cls=name, value=support)]
+        for key, value in (("precision_top1", top1_precision), ("recall_top1", top1_recall),
+                           ("precision", binarized.get("precision")), ("recall", binarized.get("recall")),
+                           ("auc", binarized.get("auc"))):
+            cells.append(_td(_num(value), key=key, cls=name, value=value))
+        rows.append(cells)
+    parts.append(_table(
+        ["class", "eval examples", "precision (top class)", "recall (top class)",
+         "precision (one-vs-rest, 0.5)", "recall (one-vs-rest, 0.5)", "AUC (one-vs-rest)"],
+        rows,
+        caption="Per class. Top class: from the confusion matrix (the predicted class is the most probable one; "
+                "recall is the accuracy on the class's slice). One-vs-rest: TFMA's binarized Precision, Recall "
+                "and AUC of the class's probability, at a 0.5 threshold.",
+    ))
+    return "".join(parts)
+
+
+def _gates_section(store, run: RunRecord, summary: results.RunSummary, baseline) -> str:
+    evaluation_artifact = run.output("Evaluator", "evaluation")
+    parts = []
+    gate_rows = []
+    data_gate = run.execution(results.DATA_GATE)
+    if data_gate is not None:
+        found = sum(len(v) for v in summary.anomalies.values())
+        verdict = "pass" if data_gate.state in ("COMPLETE", "CACHED") and not found else (
+            "fail" if found or data_gate.state == "FAILED" else data_gate.state.lower())
+        gate_rows.append(_gate_row("data", "no anomalies in any split (ExampleValidator, curated schema)",
+                                   f"{found} anomal{'y' if found == 1 else 'ies'}", verdict))
+    if evaluation_artifact is None:
+        parts.append(_note("The Evaluator did not run in this run: no model gate was applied."))
+        if gate_rows:
+            parts.append(_table(["gate", "rule", "measured", "verdict"], gate_rows))
+        return "".join(parts)
+    ev = read_evaluation(evaluation_artifact.uri)
+    candidate = ev.metrics.get(results.CANDIDATE if baseline is not None else "", ev.metrics.get("", {}))
+    base_values = ev.metrics.get("baseline", {}) if baseline is not None else {}
+    itself = False
+    if baseline is not None:
+        # components/baseline.py's LatestPushedModel names the pushed version it
+        # copied ("" before the first push: the candidate is its own baseline);
+        # a Resolver's baseline is a model an earlier run trained.
+        version = baseline.properties.get("pushed_version")
+        if version == "":
+            itself = True
+            described = "none yet: no model was pushed before, so the candidate was compared with itself (every change is 0)"
+        elif version:
+            described = f"pushed version {version}, the newest model in the serving folder ({baseline.uri})"
+        else:
+            origin = producing_run(store, baseline.id)
+            described = f"the last blessed model, {baseline.uri}" + (f" (trained in run {origin})" if origin else "")
+        candidate_model = run.output("Trainer", "model")
+        shown = f'<span data-key="baseline_model" data-version="{_a(version or "")}" data-uri="{_a(baseline.uri)}">{html.escape(described)}</span>'
+        parts.append(_facts([("baseline", shown, True), ("candidate", candidate_model.uri if candidate_model else "?")]))
+    else:
+        parts.append(_note("No baseline (compare_to_blessed is off): only the absolute gate applies."))
+    rows = []
+    for name in sorted(set(candidate) | set(base_values)):
+        c, b = candidate.get(name), base_values.get(name)
+        d = ev.diffs.get(name)
+        show = _count if name == "example_count" else _num
+        cells = [_td(html.escape(name), header=True), _td(show(c), key="candidate", metric=name, value=c)]
+        if baseline is not None:
+            cells += [_td(show(b), key="baseline", metric=name, value=b),
+                      _td("" if d is None else (f"{d:+.0f}" if name == "example_count" else f"{d:+.4f}"),
+                          key="diff", metric=name, value=d)]
+        rows.append(cells)
+    headers = ["metric (all eval examples)", "candidate"] + (["baseline", "change"] if baseline is not None else [])
+    parts.append(_table(headers, rows))
+    gate_rows += _model_gates(run, ev, candidate, baseline is not None, itself)
+    blessing = run.output("Evaluator", "blessing")
+    blessed = bool(blessing and blessing.properties.get("blessed"))
+    parts.append(_table(["gate", "rule", "measured", "verdict"], gate_rows, caption="Gates"))
+    parts.append(
+        f'<p class="{"good" if blessed else "bad"}" data-key="blessed" data-value="{int(blessed)}">'
+        f'{"Blessed: every model gate passed." if blessed else "Not blessed."} '
+        f'{"Pushed to " + html.escape(summary.pushed_to) if summary.pushed_to else "Not pushed."}</p>'
+    )
+    return "".join(parts)
+
+
+def _model_gates(run: RunRecord, ev: Evaluation, candidate: dict, has_baseline: bool, itself: bool = False) -> list:
+    """One row per threshold configured on the Evaluator (its execution's
+    eval_config), judged by TFMA's validation result; a change threshold
+    TFMA did not apply (no baseline) says so."""
+    import tensorflow_model_analysis as tfma
+    from google.protobuf import json_format
+
+    evaluator = run.execution("Evaluator")
+    configured = tfma.EvalConfig()
+    if evaluator is not None and evaluator.properties.get("eval_config"):
+        json_format.Parse(evaluator.properties["eval_config"], configured, ignore_unknown_fields=True)
+    elif ev.eval_config is not None:
+        configured = ev.eval_config
+    failures = {}
+    if ev.validation is not None:
+        for per_slice in ev.validation.metric_validations_per_slice:
+            for f in per_slice.failures:
+                failures[(f.metric_key.name, f.metric_key.is_diff)] = f
+    names = _metric_names()
+    rows = []
+    for spec in configured.metrics_specs:
+        for metric in spec.metrics:
+            thresholds = [t.threshold for t in metric.per_slice_thresholds if _overall(t.slicing_specs)]
+            if metric.HasField("threshold"):
+                thresholds.append(metric.threshold)
+            name = names.get(metric.class_name, metric.class_name)
+            for threshold in thresholds:
+                if threshold.HasField("value_threshold"):
+                    vt = threshold.value_threshold
+                    rule = " and ".join(
+                        [f"{name} ≥ {vt.lower_bound.value:.4f}"] * vt.HasField("lower_bound")
+                        + [f"{name} ≤ {vt.upper_bound.value:.4f}"] * vt.HasField("upper_bound")
+                    )
+                    value = candidate.get(name)
+                    verdict = "fail" if (name, False) in failures else ("pass" if value is not None else "not measured")
+                    rows.append(_gate_row(f"{name} (absolute)", rule, _num(value), verdict))
+                if threshold.HasField("change_threshold"):
+                    ct = threshold.change_threshold
+                    allowed = ct.absolute.value if ct.HasField("absolute") else None
+                    if allowed is None:
+                        rule = "change against the baseline"
+                    elif abs(allowed) < 5e-5:  # the Evaluator's tiny slack for "no drop"
+                        rule = "no lower than the baseline's (change ≥ 0)"
+                    else:
+                        rule = f"change against the baseline ≥ {allowed:+.4f}"
+                    if not has_baseline:
+                        rows.append(_gate_row(f"{name} (against baseline)", rule, "-", "not applied (no baseline)"))
+                        continue
+                    diff = ev.diffs.get(name)
+                    verdict = "fail" if (name, True) in failures else ("pass" if diff is not None else "not measured")
+                    measured = "" if diff is None else f"{diff:+.4f}" + (" (compared with itself)" if itself else "")
+                    rows.append(_gate_row(f"{name} (against baseline)", rule, measured, verdict))
+    return rows
+
+
+def _metric_names() -> dict[str, str]:
+    return {"SparseCategoricalAccuracy": features.ACCURACY_METRIC, "ExampleCount": "example_count"}
+
+
+def _overall(slicing_specs) -> bool:
+    return not slicing_specs or any(not s.feature_keys and not s.feature_values and not s.slice_keys_sql for s in slicing_specs)
+
+
+def _gate_row(gate: str, rule: str, measured: str, verdict: str):
+    kind = {"pass": "good", "fail": "bad"}.get(verdict, "")
+    return [
+        _td(html.escape(gate), header=True),
+        _td(html.escape(rule)),
+        _td(html.escape(measured)),
+        _td(html.escape(verdict), key="gate", gate=gate, value=verdict, measured=measured, cls_=kind),
+    ]
+
+
+def _mistakes_section(run: RunRecord) -> str:
+    model = run.output("Trainer", "model")
+    examples = run.output_of_type("Examples")
+    if model is None or examples is None:
+        return _note("No model was trained in this run.")
+    checked, mistakes = find_mistakes(examples[1].uri, model.uri)
+    shown = mistakes[:MAX_WRONG_SHOWN]
+    head = (
+        f'<p data-key="mistakes" data-value="{len(mistakes)}" data-checked="{checked}">'
+        f"{len(mistakes)} of {checked} eval images are wrong "
+        f"(top-class accuracy {1 - len(mistakes) / checked if checked else 0:.4f})"
+        + (f"; the {len(shown)} most confident mistakes are shown." if len(shown) < len(mistakes) else ".")
+        + " Predicted through the model's serving signature.</p>"
+    )
+    cards = []
+    for m in shown:
+        image = (f'<img alt="eval image {m.index}" src="data:image/jpeg;base64,{base64.b64encode(m.thumbnail).decode()}">'
+                 if m.thumbnail else '<div class="noimg">unreadable</div>')
+        cards.append(
+            f'<figure data-key="wrong" data-index="{m.index}" data-true="{_a(m.true_class)}" '
+            f'data-predicted="{_a(m.predicted_class)}" data-confidence="{m.confidence:.6f}">{image}'
+            f'<figcaption>true <b>{html.escape(m.true_class)}</b><br>predicted <b>{html.escape(m.predicted_class)}</b>'
+            f"<br>confidence {m.confidence:.2f}</figcaption></figure>"
+        )
+    return head + f'<div class="grid">{"".join(cards)}</div>'
+
+
+def _settings_section(run: RunRecord) -> str:
+    trainer = run.execution("Trainer")
+    if trainer is None:
+        return _note("The Trainer did not run in this run.")
+    parts = []
+    props = dict(trainer.properties)
+    custom = props.pop("custom_config", None)
+    training = {}
+    if custom:
+        decoded = json.loads(custom) if isinstance(custom, str) else custom
+        raw = decoded.get(TRAINING_CONFIG_KEY) if isinstance(decoded, dict) else None
+        training = json.loads(raw) if isinstance(raw, str) else (raw or {})
+        others = {k: v for k, v in decoded.items() if k != TRAINING_CONFIG_KEY} if isinstance(decoded, dict) else {}
+        props.update({f"custom_config.{k}": v for k, v in others.items()})
+    rows = [[_td(html.escape(k), header=True), _td(html.escape(_show(v)), key="setting", name=k, value=_show(v))]
+            for k, v in sorted(training.items())]
+    parts.append(_table(["training setting", "value"], rows, caption="The Trainer's custom_config (TrainingConfig)"))
+    hyper = run.input("Trainer", "hyperparameters")
+    if hyper is not None:
+        tuned = _tuned_values(hyper.uri)
+        if tuned:
+            rows = [[_td(html.escape(k), header=True), _td(html.escape(_show(v)), key="tuned", name=k, value=_show(v))]
+                    for k, v in sorted(tuned.items())]
+            parts.append(_table(["tuned hyperparameter", "value"], rows, caption="Used instead of the settings above (Tuner)"))
+    rows = [[_td(html.escape(k), header=True), _td(f"<code>{html.escape(_show(v))}</code>")]
+            for k, v in sorted(props.items()) if not k.startswith("__")]
+    parts.append(_table(["Trainer execution property", "value"], rows))
+    evaluator = run.execution("Evaluator")
+    if evaluator is not None and evaluator.properties.get("eval_config"):
+        parts.append(f'<details><summary>The Evaluator\'s eval_config</summary><pre>{html.escape(evaluator.properties["eval_config"])}</pre></details>')
+    return "".join(parts)
+
+
+def _tuned_values(uri: str) -> dict:
+    import tensorflow as tf
+
+    files = tf.io.gfile.glob(f"{uri}/*.txt")
+    if not files:
+        return {}
+    with tf.io.gfile.GFile(files[0]) as f:
+        return json.load(f).get("values", {})
+
+
+def _timing_section(run: RunRecord) -> str:
+    if not run.executions:
+        return _note("No component ran.")
+    longest = max(e.seconds for e in run.executions.values()) or 1.0
+    rows = []
+    for node, e in run.executions.items():
+        width = 100 * e.seconds / longest
+        bar = f'<div class="bar" style="width:{width:.1f}%"></div>'
+        rows.append([
+            _td(html.escape(node), header=True),
+            _td(html.escape(e.state.lower()), key="component_state", component=node, value=e.state),
+            _td(_clock(e.created_ms)),
+            _td(f"{e.seconds:.1f}", key="seconds", component=node, value=e.seconds),
+            _td(bar, cls_="barcell"),
+        ])
+    start = min(e.created_ms for e in run.executions.values())
+    end = max(e.updated_ms for e in run.executions.values())
+    caption = (f"From ML Metadata (execution created / last updated); first component to last: "
+               f"{(end - start) / 1000:.1f} s. Cached components took no work.")
+    return _table(["component", "state", "started", "seconds", ""], rows, caption=caption)
+
+
+# ---------------------------------------------------------------------------
+# Plots (matplotlib's object API: no pyplot state, no display needed).
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
+
+
+def _class_counts_plot(counts: dict[str, dict[str, int]], names: list[str]) -> bytes:
+    figure = _figure(7, 2.8)
+    ax = figure.subplots()
+    splits = list(counts)
+    width = 0.8 / max(1, len(splits))
+    for j, split in enumerate(splits):
+        xs = [i + (j - (len(splits) - 1) / 2) * width for i in range(len(names))]
+        ax.bar(xs, [counts[split].get(n, 0) for n in names], width, label=split)
+    ax.set_xticks(range(len(names)), names)
+    ax.set_ylabel("examples")
+    ax.legend(frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _png(figure)
+
+
+def _training_plot(history: dict) -> bytes:
+    epochs = len(history.get("loss", []))
+    xs = list(range(1, epochs + 1))
+    phases = history.get("phase") or ["head"] * epochs
+    boundary = next((i for i in range(1, epochs) if phases[i] != phases[i - 1]), None)
+    figure = _figure(10, 3.4)
+    axes = figure.subplots(1, 2)
+    for ax, metric, title in ((axes[0], "loss", "loss"), (axes[1], "accuracy", "accuracy")):
+        if history.get(metric):
+            ax.plot(xs, history[metric], "o-", label="train")
+        if history.get(f"val_{metric}"):
+            ax.plot(xs, history[f"val_{metric}"], "s-", label="validation")
+        if boundary is not None:
+            ax.axvline(boundary + 0.5, color="grey", linestyle="--", linewidth=1)
+            ax.text(boundary + 0.5, 0.02, " fine-tuning →", transform=ax.get_xaxis_transform(),
+                    va="bottom", ha="left", fontsize=8, color="grey")
+            ax.text(boundary + 0.5, 0.02, "← head ", transform=ax.get_xaxis_transform(),
+                    va="bottom", ha="right", fontsize=8, color="grey")
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        ax.set_xticks(xs if epochs <= 20 else xs[:: max(1, epochs // 10)])
+        ax.legend(frameon=False, loc="best")
+        ax.spines[["top", "right"]].set_visible(False)
+    return _png(figure)
+
+
+def _confusion_plot(confusion: list[list[float]]) -> bytes:
+    import numpy as np
+
+    matrix = np.array(confusion)
+    figure = _figure(5, 4.2)
+    ax = figure.subplots()
+    rows = matrix.sum(axis=1, keepdims=True)
+    share = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for a in range(matrix.shape[0]):
+        for p in range(matrix.shape[1]):
+            ax.text(p, a, _count(matrix[a, p]), ha="center", va="center",
+                    color="white" if share[a, p] > 0.5 else "black", fontsize=10)
+    names = features.CLASS_NAMES
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    return _png(figure)
+
+
+# ---------------------------------------------------------------------------
+# HTML.
+
+_STYLE = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d1d1f;background:#fafafa}
+main{max-width:1100px;margin:0 auto;padding:16px 24px 48px}
+h1{font-size:22px;margin:8px 0 4px} h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
+nav a{margin-right:12px} table{border-collapse:collapse;margin:8px 0 12px;background:#fff}
+th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top} td.n{text-align:right} th{background:#f0f0f0}
+td.h{text-align:left;font-weight:600;background:#f7f7f7} caption{caption-side:bottom;text-align:left;color:#666;font-size:12px;padding-top:4px}
+td.diag{background:#e3f1e3} td.off{background:#fbe9e7} td.good{color:#1b5e20;font-weight:600} td.bad{color:#b71c1c;font-weight:600}
+tr.best td{font-weight:700} p.good{color:#1b5e20} p.bad{color:#b71c1c} p.note{color:#555;font-style:italic} p.error{color:#b71c1c}
+dl{display:grid;grid-template-columns:max-content auto;gap:2px 16px;margin:8px 0} dt{font-weight:600} dd{margin:0;word-break:break-all}
+img.plot{max-width:100%;background:#fff;border:1px solid #eee}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(140px,1fr));gap:10px}
+figure{margin:0;background:#fff;border:1px solid #ddd;padding:6px;font-size:12px} figure img{width:128px;height:128px;object-fit:cover;display:block}
+.noimg{width:128px;height:128px;background:#eee} td.barcell{width:40%;text-align:left} .bar{height:10px;background:#5c85d6}
+pre{white-space:pre-wrap;font-size:12px;background:#fff;border:1px solid #ddd;padding:8px} code{font-size:12px}
+"""
+
+
+def render(report: Report) -> str:
+    s = report.summary
+    acc = "n/a" if s.accuracy is None else f"{s.accuracy:.4f}"
+    facts = [
+        ("state", f'<span data-key="state" data-value="{_a(s.state)}">{html.escape(s.state)}</span>', True),
+        ("started", html.escape(s.started or "?"), True),
+        ("eval accuracy", f'<span data-key="eval_accuracy" data-value="{s.accuracy if s.accuracy is not None else ""}">{acc}</span>'
+         + (f' on <span data-key="eval_examples" data-value="{s.eval_examples}">{s.eval_examples}</span> eval examples'
+            if s.eval_examples is not None else ""), True),
+        ("blessed", "yes" if s.blessed else "no", True),
+        ("pushed to", html.escape(s.pushed_to or "not pushed"), True),
+        ("output dir", html.escape(os.path.abspath(report.config.output_dir)), True),
+    ]
+    if s.failed_component:
+        facts.append(("failed", html.escape(s.failed_component) + " (details in the run log)", True))
+    for failure in s.gate_failures:
+        facts.append(("gate failed", html.escape(failure), True))
+    model_run = report.run.output("Trainer", "model_run")
+    if model_run is not None:
+        facts.append(("TensorBoard", f"<code>tensorboard --logdir {html.escape(shlex.quote(model_run.uri))}</code>", True))
+    nav = "".join(f'<a href="#{anchor}">{html.escape(title.split(",")[0])}</a>' for anchor, title, _ in report.sections)
+    body = "".join(f'<section id="{anchor}"><h2>{html.escape(title)}</h2>{content}</section>'
+                   for anchor, title, content in report.sections)
+    generated = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>flowers run {html.escape(s.run_id)}</title>"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<style>{_STYLE}</style></head><body><main>"
+        f'<h1 data-key="run_id" data-value="{_a(s.run_id)}">flowers run {html.escape(s.run_id)}</h1>'
+        f"{_facts(facts)}<nav>{nav}</nav>{body}"
+        f'<p class="note">Written {generated} by <code>flowers report</code> from ML Metadata '
+        f"({html.escape(os.path.abspath(report.config.metadata_path))}).</p>"
+        "</main></body></html>\n"
+    )
+
+
+def _td(text: str, header: bool = False, key: str | None = None, value=None, cls_: str = "", **data) -> str:
+    attrs = []
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    classes = " ".join(c for c in ("h" if header else "", "n" if numeric else "", cls_) if c)
+    if classes:
+        attrs.append(f'class="{classes}"')
+    if key:
+        attrs.append(f'data-key="{_a(key)}"')
+        attrs.append(f'data-value="{_a("" if value is None else value)}"')
+    for name, v in data.items():
+        # `cls` stands for data-class (a Python keyword).
+        attrs.append(f'data-{"class" if name == "cls" else name}="{_a(v)}"')
+    return f"<td {' '.join(attrs)}>{text}</td>" if attrs else f"<td>{text}</td>"
+
+
+def _table(headers: list[str], rows: list, caption: str = "") -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    lines = []
+    for row in rows:
+        cells, css = (row, "") if isinstance(row, list) else row
+        lines.append(f'<tr class="{css}">' + "".join(cells) + "</tr>" if css else "<tr>" + "".join(cells) + "</tr>")
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(lines)}</tbody></table>"
+
+
+def _facts(items) -> str:
+    out = []
+    for item in items:
+        key, value = item[0], item[1]
+        trusted = len(item) > 2 and item[2]
+        out.append(f"<dt>{html.escape(key)}</dt><dd>{value if trusted else html.escape(str(value))}</dd>")
+    return f"<dl>{''.join(out)}</dl>"
+
+
+def _img(png: bytes, alt: str, key: str) -> str:
+    return f'<p><img class="plot" data-key="{key}" alt="{_a(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}"></p>'
+
+
+def _note(text: str, kind: str = "note") -> str:
+    return f'<p class="{kind}">{html.escape(text)}</p>'
+
+
+def _a(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _num(value) -> str:
+    """4 decimals; "n/a" where there is nothing to divide by (TFMA's NaN,
+    e.g. the precision of a class never predicted)."""
+    if value is None or value != value:
+        return "n/a"
+    return f"{value:.4f}"
+
+
+def _count(value) -> str:
+    if value is None:
+        return ""
+    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
+
+
+def _show(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _clock(millis: int) -> str:
+    if not millis:
+        return ""
+    return datetime.datetime.fromtimestamp(millis / 1000).astimezone().strftime("%H:%M:%S")
