@@ -13,6 +13,9 @@ import os
 
 from tfx import v1 as tfx
 
+# The node's id in the pipeline; its caching is turned off by every runner
+# (pipeline/local.py, kubeflow/runner.py): a cached baseline would be stale.
+NODE_ID = "LatestPushedModel"
 # Custom property of the output: the pushed version it holds ("" for none).
 PUSHED_VERSION = "pushed_version"
 SERVING = "Format-Serving"  # where a Model artifact keeps its SavedModel

@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+import json
 import os
 
+from flowers.components.baseline import NODE_ID as BASELINE_NODE
 from flowers.config import PipelineConfig
 
 # TFX, TensorFlow and the pipeline definition load on use, so the CLI checks
@@ -188,12 +190,17 @@ def compile_pipeline(config: PipelineConfig, package_path: str) -> str:
         output_dir=os.path.dirname(os.path.abspath(package_path)),
         output_filename=os.path.basename(package_path),
     )
-    if package_path.endswith(".json"):
-        # The PipelineJob carries the defaults in runtimeConfig.parameterValues.
-        runner.run(pipeline, parameter_values=values)
-        return package_path
     job = runner.run(pipeline, parameter_values=values, write_out=False)
     spec = job["pipelineSpec"]
+    # The baseline must be read afresh in every run (what was pushed since).
+    if BASELINE_NODE in spec["root"]["dag"]["tasks"]:
+        spec["root"]["dag"]["tasks"][BASELINE_NODE]["cachingOptions"] = {"enableCache": False}
+    if package_path.endswith(".json"):
+        # The PipelineJob carries the defaults in runtimeConfig.parameterValues.
+        os.makedirs(os.path.dirname(os.path.abspath(package_path)), exist_ok=True)
+        with open(package_path, "w") as f:
+            json.dump(job, f, indent=2, sort_keys=True)
+        return package_path
     # A KFP package has no runtimeConfig, and TFX 1.16 leaves the root's
     # parameter definitions without defaults: put them where KFP reads them.
     for name, value in values.items():

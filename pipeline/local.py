@@ -24,6 +24,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.dsl.compiler import constants
 
 from flowers import progress
+from flowers.components import baseline
 from flowers.config import PipelineConfig
 from flowers.pipeline.pipeline import create_pipeline
 
@@ -47,6 +48,8 @@ def run(config: PipelineConfig, run_id: str, report: Callable[[str], None] = pro
     for node in ir.nodes:
         pipeline_node = node.pipeline_node
         node_id = pipeline_node.node_info.id
+        if node_id == baseline.NODE_ID:  # what was pushed since the last run counts
+            pipeline_node.execution_options.caching_options.enable_cache = False
         component = launcher.Launcher(
             pipeline_node=pipeline_node,
             mlmd_connection=metadata.Metadata(connection),

@@ -62,7 +62,9 @@ def create_components(
     evaluator_inputs = dict(examples=window, model=trainer.outputs["model"])
     if config.compare_to_blessed:
         # The newest pushed model, read from the serving folder: runs on every orchestrator.
-        latest_pushed = baseline.LatestPushedModel(candidate=trainer.outputs["model"], push_destination=config.serving_dir)
+        latest_pushed = baseline.LatestPushedModel(
+            candidate=trainer.outputs["model"], push_destination=config.serving_dir
+        ).with_id(baseline.NODE_ID)
         evaluator_inputs["baseline_model"] = latest_pushed.outputs["baseline"]
     evaluator = tfx.components.Evaluator(
         **evaluator_inputs,

@@ -272,3 +272,13 @@ def test_a_span_window_is_refused_with_the_reason(tmp_path):
     config = PipelineConfig(output_dir="gs://bucket/flowers", span_window=2)
     with pytest.raises(ValueError, match="span_window=2: .*cannot compile"):
         runner.compile_pipeline(config, str(tmp_path / "flowers.yaml"))
+
+
+def test_the_baseline_task_is_never_cached(tmp_path):
+    import yaml
+
+    package = tmp_path / "flowers.yaml"
+    runner.compile_pipeline(PipelineConfig(output_dir="gs://bucket/flowers"), str(package))
+    tasks = yaml.safe_load(package.read_text())["root"]["dag"]["tasks"]
+    assert tasks["LatestPushedModel"]["cachingOptions"] == {"enableCache": False}
+    assert tasks["Trainer"]["cachingOptions"] == {"enableCache": True}

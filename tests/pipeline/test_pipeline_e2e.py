@@ -148,6 +148,9 @@ def test_a_model_below_the_gate_exits_3_and_is_not_pushed(pipeline_run):
     assert any("below the threshold 0.9990" in line for line in second.gate_failures)
     assert "state:          refused" in done.stdout and "gate failed:  sparse_categorical_accuracy" in done.stdout
     assert second.model_uri == results.summarize(store, first_id).model_uri  # the Trainer was cached
+    # ... but not the baseline: it is what was pushed since, read afresh.
+    assert second.executions["LatestPushedModel"] == "COMPLETE"
+    assert second.baseline_version == os.path.basename(first_push)
     assert serving.newest_pushed_model(config) == first_push
     assert os.listdir(config.serving_dir) == [os.path.basename(first_push)]
     rows = [json.loads(line) for line in flowers_cli("history", "--output-dir", config.output_dir, "--json").stdout.splitlines()]
