@@ -190,23 +190,34 @@ def compile_pipeline(config: PipelineConfig, package_path: str) -> str:
         output_dir=os.path.dirname(os.path.abspath(package_path)),
         output_filename=os.path.basename(package_path),
     )
-    job = runner.run(pipeline, parameter_values=values, write_out=False)
-    spec = job["pipelineSpec"]
-    # The baseline must be read afresh in every run (what was pushed since).
-    if BASELINE_NODE in spec["root"]["dag"]["tasks"]:
-        spec["root"]["dag"]["tasks"][BASELINE_NODE]["cachingOptions"] = {"enableCache": False}
     if package_path.endswith(".json"):
         # The PipelineJob carries the defaults in runtimeConfig.parameterValues.
-        os.makedirs(os.path.dirname(os.path.abspath(package_path)), exist_ok=True)
-        with open(package_path, "w") as f:
-            json.dump(job, f, indent=2, sort_keys=True)
+        # (Written by the runner itself, so that the tfx CLI, which patches
+        # it, keeps its own copy.)
+        runner.run(pipeline, parameter_values=values)
+        if os.path.exists(package_path):
+            with open(package_path) as f:
+                job = json.load(f)
+            _never_cache_baseline(job["pipelineSpec"])
+            with open(package_path, "w") as f:
+                json.dump(job, f, indent=2, sort_keys=True)
         return package_path
+    job = runner.run(pipeline, parameter_values=values, write_out=False)
+    spec = job["pipelineSpec"]
+    _never_cache_baseline(spec)
     # A KFP package has no runtimeConfig, and TFX 1.16 leaves the root's
     # parameter definitions without defaults: put them where KFP reads them.
     for name, value in values.items():
         spec["root"]["inputDefinitions"]["parameters"][name]["defaultValue"] = value
     _write_yaml(spec, package_path)
     return package_path
+
+
+def _never_cache_baseline(spec: dict) -> None:
+    """The baseline must be read afresh in every run (what was pushed since)."""
+    tasks = spec["root"]["dag"]["tasks"]
+    if BASELINE_NODE in tasks:
+        tasks[BASELINE_NODE]["cachingOptions"] = {"enableCache": False}
 
 
 def _write_yaml(spec: dict, package_path: str) -> None:
