@@ -3,14 +3,14 @@ TFX 1.16's Kubeflow V2 path cannot carry an execution property as the local
 runners do. Imported in the pod (and by preflight's subprocesses)."""
 from __future__ import annotations
 
-from tfx.components.example_validator import executor as example_validator_executor
-from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
-CUSTOM_VALIDATION_CONFIG = standard_component_specs.CUSTOM_VALIDATION_CONFIG_KEY
+from flowers.components import gates
+
+CUSTOM_VALIDATION_CONFIG = gates.CUSTOM_VALIDATION_KEY
 
 
-class ExampleValidatorExecutor(example_validator_executor.Executor):
+class ExampleValidatorExecutor(gates.ExampleValidatorExecutor):
     """ExampleValidator taking `custom_validation_config` as JSON text.
 
     Locally TFX hands the executor that property as a proto (a `make_proto`

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from tfx import v1 as tfx
+from tfx.dsl.components.base import executor_spec
 from tfx.proto import transform_pb2
 
 from flowers.components import baseline, evaluation, gates
@@ -121,6 +122,7 @@ def _data_components(config: PipelineConfig, data_root) -> list:
         schema=schema_gen.outputs["schema"],
         custom_validation_config=validations,
     )
+    example_validator.executor_spec = executor_spec.ExecutorClassSpec(gates.ExampleValidatorExecutor)
     data_gate = gates.DataGate(anomalies=example_validator.outputs["anomalies"])
     return [example_gen, schema_gen, statistics_gen, example_validator, data_gate]
 
