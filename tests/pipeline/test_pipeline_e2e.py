@@ -130,7 +130,9 @@ def test_history_lists_the_run(pipeline_run):
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
     assert rows[0]["state"] == "pushed" and rows[0]["pushed_to"]
     table = flowers_cli("history", "--output-dir", config.output_dir)
-    assert table.stdout.splitlines()[0].split()[:3] == ["run", "state", "accuracy"]
+    header, row = table.stdout.splitlines()[:2]
+    assert header.split()[:5] == ["run", "spans", "train/val/eval", "accuracy", "baseline"]
+    assert row.split()[1] == "1" and "pushed" in row.split()
 
 
 def test_a_model_below_the_gate_exits_3_and_is_not_pushed(pipeline_run):
