@@ -10,13 +10,13 @@ anything, so no later component runs. It compiles into the Kubeflow spec
 like any other component.
 """
 
-import os
 
 from tfx import v1 as tfx
 from tfx.components.example_validator import executor as example_validator_executor
 from tfx.types import standard_component_specs
 
 from flowers import features
+from flowers.components.anomalies import describe_anomalies
 
 
 class DataRefused(RuntimeError):
@@ -47,35 +47,6 @@ def custom_validations(min_class_examples: int):
       }}
     }}"""
     return text_format.Parse(text, custom_validation_config_pb2.CustomValidationConfig())
-
-
-def describe_anomalies(uri: str) -> dict[str, list[str]]:
-    """split -> "feature: what is wrong" for each anomaly recorded under `uri`."""
-    import tensorflow as tf
-    from tensorflow_metadata.proto.v0 import anomalies_pb2
-
-    found: dict[str, list[str]] = {}
-    for path in sorted(tf.io.gfile.glob(f"{uri}/Split-*/SchemaDiff.pb")):
-        anomalies = anomalies_pb2.Anomalies.FromString(tf.io.gfile.GFile(path, "rb").read())
-        split = os.path.basename(os.path.dirname(path))[len("Split-"):]
-        lines = [f"{name}: {_reasons(info)}" for name, info in sorted(anomalies.anomaly_info.items())]
-        if anomalies.HasField("dataset_anomaly_info"):
-            lines.append(f"(dataset): {_reasons(anomalies.dataset_anomaly_info)}")
-        if lines:
-            found[split] = lines
-    return found
-
-
-def _reasons(info) -> str:
-    from tensorflow_metadata.proto.v0 import anomalies_pb2
-
-    texts = [
-        # A custom validation's own words are its short description; its
-        # description only repeats the SQL.
-        r.short_description if r.type == anomalies_pb2.AnomalyInfo.CUSTOM_VALIDATION else (r.description or r.short_description)
-        for r in info.reason
-    ]
-    return "; ".join(texts) or info.description
 
 
 class ExampleValidatorExecutor(example_validator_executor.Executor):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import os
 
 import ml_metadata as mlmd
@@ -24,6 +25,8 @@ DATA_GATE = "DataGate"
 # The run's final state, written by the supervisor where the executions alone
 # cannot tell (an interrupted run).
 STATE_PROPERTY = "flowers_state"
+# A finished run's RunSummary as JSON, so that reading it back needs no TFMA.
+SUMMARY_PROPERTY = "flowers_summary"
 SPANS_PROPERTY = "flowers_spans"
 _UNFINISHED = (metadata_store_pb2.Execution.NEW, metadata_store_pb2.Execution.RUNNING)
 Execution = metadata_store_pb2.Execution
@@ -68,10 +71,13 @@ def run_ids(store: mlmd.MetadataStore) -> list[str]:
     return [c.name for c in sorted(runs, key=lambda c: (c.create_time_since_epoch, c.id))]
 
 
-def summarize(store: mlmd.MetadataStore, run_id: str, live_run: str | None = None) -> RunSummary:
+def summarize(store: mlmd.MetadataStore, run_id: str, live_run: str | None = None, recorded: bool = True) -> RunSummary:
     """`live_run`: the run holding the output dir's lock, if any; any other
-    run with executions left running was killed."""
+    run with executions left running was killed. `recorded`: use the summary
+    kept when the run finished, if there is one."""
     context = store.get_context_by_type_and_name(RUN_CONTEXT, run_id)
+    if recorded and SUMMARY_PROPERTY in context.custom_properties:
+        return RunSummary(**json.loads(context.custom_properties[SUMMARY_PROPERTY].string_value))
     executions = store.get_executions_by_context(context.id)
     names = {e.id: _node_id(store, e) for e in executions}
     states = {names[e.id]: Execution.State.Name(e.last_known_state) for e in executions}
@@ -186,9 +192,15 @@ def record_spans(store: mlmd.MetadataStore, run_id: str, spans: list[int]) -> No
         store.put_contexts([context])
 
 
-def _history(model_uri: str) -> dict:
-    import json
+def record_summary(store: mlmd.MetadataStore, summary: RunSummary) -> None:
+    """Keep a finished run's summary on its context: `history` and `report`
+    then read it without loading TensorFlow and TFMA for every run."""
+    context = store.get_context_by_type_and_name(RUN_CONTEXT, summary.run_id)
+    context.custom_properties[SUMMARY_PROPERTY].string_value = json.dumps(dataclasses.asdict(summary))
+    store.put_contexts([context])
 
+
+def _history(model_uri: str) -> dict:
     path = os.path.join(model_uri, "history.json")
     if not os.path.exists(path):
         return {}
@@ -314,7 +326,7 @@ def _last(artifacts):
 
 
 def _anomalies(uri: str) -> dict[str, list[str]]:
-    from flowers.components.gates import describe_anomalies
+    from flowers.components.anomalies import describe_anomalies
 
     return describe_anomalies(uri)
 

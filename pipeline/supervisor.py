@@ -187,6 +187,7 @@ def _supervise(config: PipelineConfig, run_id: str, echo, verbose: bool) -> RunR
         if not config.span_window:
             results.record_spans(store, run_id, spans)
         summary = results.summarize(store, run_id, live_run=None)
+        results.record_summary(store, summary)
     code = outcome.EXIT_CODES[outcome.State(summary.state)]
     if worker.returncode != 0 and code == outcome.PUSHED:
         code = outcome.FAILED

@@ -16,7 +16,7 @@ import sys
 
 import pytest
 import yaml
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import struct_pb2
 from kfp.pipeline_spec import pipeline_spec_pb2 as pb
 
 from flowers import outcome

@@ -123,6 +123,15 @@ def test_predict_reports_each_bad_file_and_still_classifies_the_good_ones(pipeli
     assert "Traceback" not in done.stderr
 
 
+def test_the_summary_kept_with_the_run_is_what_ml_metadata_says(pipeline_run):
+    config, _ = pipeline_run
+    store = results.store_for(config)
+    run_id = results.run_ids(store)[0]
+    kept = results.summarize(store, run_id)
+    assert kept == results.summarize(store, run_id, recorded=False)
+    assert kept.state == "pushed" and kept.accuracy is not None and kept.per_class_recall
+
+
 def test_history_lists_the_run(pipeline_run):
     config, _ = pipeline_run
     listed = flowers_cli("history", "--output-dir", config.output_dir, "--json")
@@ -135,16 +144,13 @@ def test_history_lists_the_run(pipeline_run):
     assert row.split()[1] == "1" and "pushed" in row.split()
 
 
-def test_a_model_below_the_gate_exits_3_and_is_not_pushed(pipeline_run):
+def test_a_model_below_the_gate_exits_3_and_is_not_pushed(refused_run):
     """A second run in the same place, with a gate the model cannot pass.
     Caching reuses everything up to the Trainer."""
-    config, _ = pipeline_run
-    first_push = serving.newest_pushed_model(config)
-    done = flowers_cli("run", "--output-dir", config.output_dir, *TINY_RUN_SETTINGS, "--min-accuracy", "0.999")
+    config, done, first_id, second_id = refused_run
     assert done.returncode == outcome.REFUSED, done.stdout[-3000:] + done.stderr[-3000:]
-
     store = results.store_for(config)
-    first_id, second_id = results.run_ids(store)[:2]
+    first_push = results.summarize(store, first_id).pushed_to
     second = results.summarize(store, second_id)
     assert second.state == "refused" and not second.blessed and second.pushed_to is None
     assert any("below the threshold 0.9990" in line for line in second.gate_failures)

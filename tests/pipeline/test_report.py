@@ -13,20 +13,12 @@ import sys
 
 import pytest
 
+from conftest import flowers_cli
 from flowers import features, outcome
-from flowers.config import PipelineConfig
 from flowers.pipeline import report, results
 from flowers.pipeline.cli import main
 
 SAMPLE_EXAMPLES = 250  # data/sample: 50 photos per class
-TINY = ("--set", "epochs=2", "--set", "fine_tune_epochs=1")
-
-
-def flowers_cli(*args: str) -> subprocess.CompletedProcess:
-    """`flowers ...` in a fresh process, as a user runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "flowers.pipeline.cli", *args], capture_output=True, text=True, timeout=1500
-    )
 
 
 def run_cli(capsys, *args):
@@ -128,16 +120,11 @@ def test_tensorboard_starts():
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("report-runs"))
-    first = flowers_cli("run", "--output-dir", out, *TINY, "--min-accuracy", "0.2")
-    assert first.returncode == outcome.PUSHED, first.stdout[-3000:] + first.stderr[-3000:]
-    second = flowers_cli("run", "--output-dir", out, *TINY, "--min-accuracy", "0.99")
+def runs(refused_run):
+    """The suite's shared runs: one pushed, then one refused by the gate."""
+    config, second, first_id, second_id = refused_run
     assert second.returncode == outcome.REFUSED, second.stdout[-3000:] + second.stderr[-3000:]
-    config = PipelineConfig(output_dir=out)
-    store = results.store_for(config)
-    first_id, second_id = results.run_ids(store)[-2:]
-    return config, store, first_id, second_id
+    return config, results.store_for(config), first_id, second_id
 
 
 @pytest.fixture(scope="module")
@@ -153,9 +140,9 @@ def first(runs):
 
 @pytest.fixture(scope="module")
 def second(runs):
-    """The newest run's report, through write_report (what the supervisor calls)."""
+    """The refused run's report, through write_report (what the supervisor calls)."""
     config, store, _, second_id = runs
-    path = report.write_report(config)
+    path = report.write_report(config, second_id)
     with open(path, encoding="utf-8") as f:
         return results.summarize(store, second_id), Page(f.read()), path
 
@@ -283,7 +270,7 @@ def test_settings_and_component_times(runs, first, second):
     config, _, _, _ = runs
     summary, page, _ = first
     settings = {i["name"]: i["value"] for i in page.all("setting")}
-    assert settings["epochs"] == "2" and settings["fine_tune_epochs"] == "1" and settings["head"] == "pooling"
+    assert settings["epochs"] == "3" and settings["fine_tune_epochs"] == "1" and settings["head"] == "pooling"
     for summary, page, _ in (first, second):
         states = {i["component"]: i["value"] for i in page.all("component_state")}
         assert states == summary.executions
