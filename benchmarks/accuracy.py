@@ -39,6 +39,8 @@ DEFAULT_PHOTOS = os.path.join(os.path.dirname(REPO), "shared", "flowers", "flowe
 
 # The lab's recipe, expressed in the pipeline's own configuration.
 LAB = {
+    # The lab's MobileNetV2() with default arguments: alpha 1.0.
+    "alpha": 1.0,
     "head": "flatten",
     "augment": False,
     "label_smoothing": 0.0,

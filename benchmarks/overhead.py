@@ -1,7 +1,8 @@
 """Where the time goes: the pipeline against a plain Keras script, side by side.
 
     .venv/bin/python benchmarks/overhead.py [PHOTOS_DIR] [--per-class N] [--work DIR]
-                                            [--epochs E] [--fine-tune-epochs F]
+                                            [--epochs E] [--fine-tune-epochs F] [--set KEY=VALUE ...]
+                                            [--pipeline-python OLDER_CHECKOUT/.venv/bin/python]
 
 One invocation converts PHOTOS_DIR (default ../shared/flowers/flower_photos;
 `--per-class N` takes the first N photos of each class) into one span, then:
@@ -32,7 +33,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from accuracy import DEFAULT_PHOTOS, REPO, _commit, _component_seconds, _say  # noqa: E402
+from accuracy import DEFAULT_PHOTOS, _commit, _component_seconds, _say  # noqa: E402
 
 GOALS = {"max_wall_ratio": 1.3, "min_throughput_ratio": 0.9, "max_bytes_ratio": 2.0, "max_evaluator_ratio": 2.0}
 
@@ -44,6 +45,8 @@ def main(argv=None) -> None:
     parser.add_argument("--work", default="/tmp/flowers-overhead")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--fine-tune-epochs", type=int, default=5)
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                        help="another training setting, for both sides (e.g. alpha=0.5 to compare with an older default)")
     parser.add_argument("--pipeline-python", default=sys.executable,
                         help="the Python whose `flowers` runs the pipeline side (e.g. an older checkout's venv, for a before/after)")
     args = parser.parse_args(argv)
@@ -53,6 +56,7 @@ def main(argv=None) -> None:
         "epochs": args.epochs,
         "fine_tune_epochs": args.fine_tune_epochs,
         "early_stopping_patience": args.epochs + args.fine_tune_epochs + 1,
+        **dict(item.split("=", 1) for item in args.settings),
     }
     out = os.path.join(args.work, f"pipeline-{int(time.time())}")
     pipeline = _pipeline(data_root, out, settings, args.pipeline_python)
@@ -117,12 +121,12 @@ def _plain(out: str, settings: dict) -> dict:
     from flowers import features
     from flowers.components import model as model_lib
     from flowers.components.trainer import fit
-    from flowers.config import PipelineConfig, TrainingConfig
+    from flowers.config import PipelineConfig
     from flowers.images import decode_and_crop
 
     split = _examples(out)
-    cfg = TrainingConfig().with_values(settings)
-    size = PipelineConfig().image_size
+    config = PipelineConfig().override(settings)
+    cfg, size = config.training, config.image_size
     _say(f"plain Keras: {len(split['train'])} train images")
     start = time.perf_counter()
 
@@ -172,7 +176,8 @@ def _report(pipeline: dict, plain: dict, data_root: str, out: str, settings: dic
     store = results.store_for(PipelineConfig(output_dir=out))
     seconds = _component_seconds(store)
     first_start = min(e.create_time_since_epoch for e in store.get_executions()) / 1000 - pipeline["epoch_start"]
-    model_uri = store.get_artifacts_by_type("Model")[-1].uri
+    # The Trainer's model (the baseline component outputs Model artifacts too).
+    model_uri = [a for a in store.get_artifacts_by_type("Model") if "/Trainer/" in a.uri][-1].uri
     with open(os.path.join(model_uri, "history.json")) as f:
         history = json.load(f)
     trainer_fit = sum(history["epoch_seconds"])
