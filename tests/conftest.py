@@ -34,6 +34,11 @@ def sample_jpeg() -> bytes:
 # produced (ML Metadata, the pushed model, the report): a few epochs on the
 # bundled sample, a gate it passes.
 TINY_RUN_SETTINGS = ("--set", "epochs=3", "--set", "fine_tune_epochs=1", "--min-accuracy", "0.3")
+# Every other run of the suite runs Beam inside its component's process: on a
+# few dozen records, starting DirectRunner's worker processes for each Beam
+# component costs more than the work. The shared run keeps the default
+# (multi-processing), so that path stays tested.
+IN_PROCESS_BEAM = ("--set", "beam_args=--direct_running_mode=in_memory")
 
 
 def flowers_cli(*args: str, timeout: int = 1500):
@@ -55,3 +60,16 @@ def pipeline_run(tmp_path_factory):
     done = flowers_cli("run", "--output-dir", out, *TINY_RUN_SETTINGS)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return PipelineConfig(output_dir=out, min_accuracy=0.3), done
+
+
+@pytest.fixture(scope="session")
+def refused_run(pipeline_run):
+    """The shared run's folder run again with a gate no model passes: cached up
+    to the Trainer, then refused. (config, CompletedProcess, first run id,
+    refused run id); the first run's id comes first in ML Metadata."""
+    from flowers.pipeline import results
+
+    config, _ = pipeline_run
+    done = flowers_cli("run", "--output-dir", config.output_dir, *TINY_RUN_SETTINGS, "--min-accuracy", "0.999")
+    ids = results.run_ids(results.store_for(config))
+    return config, done, ids[0], ids[-1]
