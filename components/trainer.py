@@ -263,7 +263,11 @@ def export(model: keras.Model, tft_output: tft.TFTransformOutput, path: str) -> 
     model.save(path, save_format="tf", signatures=signatures)
 
 
-def _save_weights(model: keras.Model, path: str) -> None:
+def save_weights(model: keras.Model, path: str) -> None:
+    """The weights a later run warm-starts from. HDF5 keeps each layer's
+    weights in its trainable-first order, so they are saved with the backbone
+    frozen, as every model is built: fine-tuned ones load too."""
+    model_lib.backbone_of(model).trainable = False
     with tempfile.TemporaryDirectory() as tmp:
         local = os.path.join(tmp, WEIGHTS_FILE)
         model.save_weights(local)
@@ -306,7 +310,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     history = fit(model, train.dataset, val.dataset, cfg, fn_args.model_run_dir)
     history["train_examples"], history["validation_examples"] = train.count, val.count
     export(model, tft_output, fn_args.serving_model_dir)
-    _save_weights(model, os.path.join(os.path.dirname(fn_args.serving_model_dir), WEIGHTS_FILE))
+    save_weights(model, os.path.join(os.path.dirname(fn_args.serving_model_dir), WEIGHTS_FILE))
     for folder in (fn_args.model_run_dir, os.path.dirname(fn_args.serving_model_dir)):
         with tf.io.gfile.GFile(os.path.join(folder, HISTORY_FILE), "w") as f:
             json.dump(history, f, indent=1)

@@ -1,3 +1,4 @@
+import logging
 import os
 
 import numpy as np
@@ -38,6 +39,23 @@ def test_fine_tuning_unfreezes_the_top_but_not_batch_norm():
     assert trainable and all(layer in backbone.layers[-SMALL.fine_tune_layers:] for layer in trainable)
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in trainable)
     assert model.optimizer.learning_rate.numpy() == pytest.approx(SMALL.fine_tune_learning_rate)
+
+
+def test_a_fine_tuned_models_weights_warm_start_a_new_one(tmp_path, caplog):
+    """Fine-tuning unfreezes part of the backbone, which reorders HDF5's
+    per-layer weights; a new model (frozen, as built) must still load them."""
+    tuned = model_lib.build_model(SMALL, SIZE)
+    model_lib.unfreeze_top(tuned, SMALL)
+    for w in tuned.weights:  # not ImageNet's: loading must change the new model
+        w.assign(w + 0.01)
+    path = str(tmp_path / trainer.WEIGHTS_FILE)
+    trainer.save_weights(tuned, path)
+    fresh = model_lib.build_model(SMALL, SIZE)
+    with caplog.at_level(logging.INFO):
+        trainer.warm_start(fresh, path)
+    assert "warm start: from" in caplog.text
+    for a, b in zip(tuned.weights, fresh.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.name)
 
 
 def test_augmentation_is_inactive_at_inference():
