@@ -10,7 +10,7 @@ import os
 import pytest
 import tensorflow as tf
 
-from conftest import flowers_cli
+from conftest import IN_PROCESS_BEAM, flowers_cli
 from flowers import outcome
 from flowers.config import PipelineConfig
 from flowers.pipeline import results
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 # Small spans: a class can be absent from a 15% validation split of 80
 # photos, which the data gate (tested elsewhere) would rightly refuse.
 FAST = ("--set", "epochs=3", "--set", "fine_tune_epochs=0", "--set", "report=false", "--set", "min_class_examples=0",
-        "--min-accuracy", "0")
+        "--min-accuracy", "0", *IN_PROCESS_BEAM)
 
 
 def write_span(root: str, span: int, examples) -> None:
@@ -59,7 +59,7 @@ def scenario(tmp_path_factory):
     runs["second"] = flowers_cli("run", "--data-root", root, "--output-dir", out, *FAST)
     runs["worse"] = flowers_cli(
         "run", "--data-root", root, "--output-dir", out, "--min-accuracy", "0", "--set", "report=false", "--set", "min_class_examples=0",
-        "--set", "weights=none", "--set", "epochs=1", "--set", "fine_tune_epochs=0", "--set", "learning_rate=1e-7",
+        "--set", "weights=none", "--set", "epochs=1", "--set", "fine_tune_epochs=0", "--set", "learning_rate=1e-7", *IN_PROCESS_BEAM,
     )
     runs["window"] = flowers_cli(
         "run", "--data-root", root, "--output-dir", out, *FAST,
