@@ -136,9 +136,9 @@ class TrainingConfig:
     augment_zoom: float = _setting(0.1, low=0.0, high=0.9)
     augment_color: float = _setting(0.1, low=0.0, high=0.9)
     # Share of training images degraded as phones and chat apps do (downscale
-    # and back, JPEG recompression, mild blur; each independently); keeps
-    # accuracy on such photos within 3 points of clean ones (README,
-    # "Accuracy benchmark").
+    # and back, JPEG recompression, mild blur; each independently). What it
+    # does for such photos is measured, not yet settled: README, "Accuracy
+    # benchmark".
     augment_degrade: float = _setting(0.3, low=0.0, high=1.0)
     label_smoothing: float = _setting(0.1, low=0.0, high=0.9)
     batch_size: int = _setting(32, low=1, high=4096)

@@ -76,10 +76,10 @@ def test_augmentation_keeps_normalised_images_in_their_range():
 
 
 def test_augmentation_parts_can_be_turned_off():
-    plain = TrainingConfig(augment_rotation=0, augment_zoom=0, augment_color=0)
+    plain = TrainingConfig(augment_rotation=0, augment_zoom=0, augment_color=0, augment_degrade=0)
     assert [type(layer).__name__ for layer in model_lib.augmentation(plain).layers] == ["RandomFlip"]
-    assert len(model_lib.augmentation(TrainingConfig()).layers) == 5
-    assert type(model_lib.augmentation(TrainingConfig(augment_degrade=0.5)).layers[-1]).__name__ == "RandomDegrade"
+    assert len(model_lib.augmentation(TrainingConfig()).layers) == 6
+    assert type(model_lib.augmentation(TrainingConfig()).layers[-1]).__name__ == "RandomDegrade"
 
 
 def test_degradation_is_training_only_and_keeps_the_range():
