@@ -170,6 +170,7 @@ def _bytes_written(out: str) -> dict[str, int]:
 
 
 def _report(pipeline: dict, plain: dict, data_root: str, out: str, settings: dict) -> None:
+    from flowers import features
     from flowers.config import PipelineConfig
     from flowers.pipeline import results
 
@@ -178,7 +179,7 @@ def _report(pipeline: dict, plain: dict, data_root: str, out: str, settings: dic
     first_start = min(e.create_time_since_epoch for e in store.get_executions()) / 1000 - pipeline["epoch_start"]
     # The Trainer's model (the baseline component outputs Model artifacts too).
     model_uri = [a for a in store.get_artifacts_by_type("Model") if "/Trainer/" in a.uri][-1].uri
-    with open(os.path.join(model_uri, "history.json")) as f:
+    with open(os.path.join(model_uri, features.HISTORY_FILE)) as f:
         history = json.load(f)
     trainer_fit = sum(history["epoch_seconds"])
     jpeg_bytes = sum(os.path.getsize(p) for p in glob.glob(os.path.join(data_root, "span-*", "*.tfrec")))

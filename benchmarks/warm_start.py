@@ -88,6 +88,7 @@ def _count(halves) -> list[int]:
 
 def _run(out: str, data_root: str, sets: list[str]) -> dict:
     """`flowers run` into `out`, then its figures from ML Metadata."""
+    from flowers import features
     from flowers.config import PipelineConfig
     from flowers.pipeline import results
 
@@ -102,7 +103,7 @@ def _run(out: str, data_root: str, sets: list[str]) -> dict:
         raise SystemExit(f"{out}: the run failed (exit {done.returncode}): {done.stdout[-2000:]} {done.stderr[-2000:]}")
     store = results.store_for(PipelineConfig(output_dir=out))
     summary = results.summarize(store, results.run_ids(store)[-1])
-    with open(os.path.join(summary.model_uri, "history.json")) as f:
+    with open(os.path.join(summary.model_uri, features.HISTORY_FILE)) as f:
         history = json.load(f)
     warm_lines = [line.strip() for line in done.stdout.splitlines() if "warm start:" in line]
     result = {

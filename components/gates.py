@@ -10,7 +10,6 @@ anything, so no later component runs. It compiles into the Kubeflow spec
 like any other component.
 """
 
-
 from tfx import v1 as tfx
 from tfx.components.example_validator import executor as example_validator_executor
 from tfx.types import standard_component_specs

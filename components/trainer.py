@@ -26,7 +26,7 @@ from flowers.components.strategy import choose_strategy
 from flowers.config import TRAINING_CONFIG_KEY, VALIDATION_FROM_TRAIN_KEY, TrainingConfig
 
 log = logging.getLogger(__name__)
-HISTORY_FILE = "history.json"
+HISTORY_FILE = features.HISTORY_FILE
 # Beside the SavedModel's folder: what a warm-started Trainer loads.
 WEIGHTS_FILE = "weights.h5"
 # Transformed images are cached as uint8: whole-number pixel values (see

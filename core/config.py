@@ -120,8 +120,8 @@ class TrainingConfig:
     """
 
     # MobileNetV2's width. 1.0 (the lab's backbone, bundled too) scored no
-    # better than 0.5 on the shared photos, at twice the served model's size
-    # and compute (README, "Accuracy benchmark").
+    # better than 0.5 on the shared photos, at three times the weights and
+    # multiply-adds (README, "Accuracy benchmark").
     alpha: float = _setting(0.5, choices=ALPHAS)
     # "bundled" (shipped with the repo), "imagenet" (downloads), "none", or a .h5 path.
     weights: str = "bundled"

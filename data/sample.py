@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from flowers.data import convert, layout
+from flowers.data import convert
 from flowers import features
 
 LICENSE_FILE = "LICENSE.txt"

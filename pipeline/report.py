@@ -33,7 +33,6 @@ from flowers.config import TRAINING_CONFIG_KEY, PipelineConfig
 from flowers.pipeline import results
 
 REPORT_FILE = "report.html"
-HISTORY_FILE = "history.json"  # what the Trainer writes next to its model (components/trainer.py)
 SERVING_FOLDER = "Format-Serving"  # the Model artifact's SavedModel, as TFX lays it out
 # Eval examples predicted again for the grid of mistakes (the rest are
 # counted by TFMA only), and how many mistakes the grid shows.
@@ -297,7 +296,7 @@ def class_counts(statistics_uri: str) -> dict[str, dict[str, int]]:
 def read_history(model_uri: str) -> dict | None:
     import tensorflow as tf
 
-    path = f"{model_uri}/{HISTORY_FILE}"
+    path = f"{model_uri}/{features.HISTORY_FILE}"
     if not tf.io.gfile.exists(path):
         return None
     with tf.io.gfile.GFile(path) as f:
@@ -494,7 +493,7 @@ def _training_section(store, run: RunRecord) -> str:
         return _note("The Trainer produced no model in this run.")
     history = read_history(model.uri)
     if history is None:
-        return _note(f"No {HISTORY_FILE} next to the model ({model.uri}).")
+        return _note(f"No {features.HISTORY_FILE} next to the model ({model.uri}).")
     trainer = run.execution("Trainer")
     parts = []
     if trainer is not None and trainer.state == "CACHED":

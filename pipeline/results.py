@@ -14,6 +14,7 @@ import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
 from flowers import features
+from flowers.components.anomalies import describe_anomalies
 from flowers.config import PipelineConfig
 from flowers.outcome import State
 
@@ -128,7 +129,7 @@ def summarize(store: mlmd.MetadataStore, run_id: str, live_run: str | None = Non
         pushed_to=pushed_to,
         model_uri=model.uri if model else None,
         executions=states,
-        anomalies=_anomalies(anomalies.uri) if anomalies else {},
+        anomalies=describe_anomalies(anomalies.uri) if anomalies else {},
         gate_failures=_gate_failures(evaluation.uri) if evaluation else [],
         failed_component=failed,
         spans=_spans(context, examples),
@@ -201,7 +202,7 @@ def record_summary(store: mlmd.MetadataStore, summary: RunSummary) -> None:
 
 
 def _history(model_uri: str) -> dict:
-    path = os.path.join(model_uri, "history.json")
+    path = os.path.join(model_uri, features.HISTORY_FILE)
     if not os.path.exists(path):
         return {}
     with open(path) as f:
@@ -323,12 +324,6 @@ def _outputs_by_type(store: mlmd.MetadataStore, executions) -> dict[str, list]:
 
 def _last(artifacts):
     return artifacts[-1] if artifacts else None
-
-
-def _anomalies(uri: str) -> dict[str, list[str]]:
-    from flowers.components.anomalies import describe_anomalies
-
-    return describe_anomalies(uri)
 
 
 def _gate_failures(uri: str) -> list[str]:
