@@ -137,9 +137,10 @@ def _run(name: str, overrides: dict, data_root: str, out: str) -> dict:
 def _child(overrides: dict, data_root: str, out: str) -> None:
     from flowers.components.trainer import HISTORY_FILE
     from flowers.config import PipelineConfig
-    from flowers.pipeline import results, supervisor
+    from flowers.pipeline import supervisor
+    from flowers.runs import results
 
-    config = PipelineConfig(data_root=data_root, output_dir=os.path.abspath(out), enable_cache=False).override(overrides)
+    config = PipelineConfig(output_dir=os.path.abspath(out)).override({"data.data_root": data_root, "run.enable_cache": False}).override(overrides)
     start = time.perf_counter()
     summary = supervisor.run(config, echo=_say).summary
     pipeline_s = round(time.perf_counter() - start, 1)
@@ -179,8 +180,9 @@ def degraded_accuracy(model_uri: str, store) -> dict[str, float]:
     import tensorflow as tf
 
     from flowers import features
+    from flowers.components import names
 
-    predict = tf.saved_model.load(os.path.join(model_uri, "Format-Serving")).signatures[features.BYTES_SIGNATURE]
+    predict = tf.saved_model.load(os.path.join(model_uri, names.SERVING_FOLDER)).signatures[features.BYTES_SIGNATURE]
     examples = store.get_artifacts_by_type("Examples")[-1]
     spec = {features.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string), features.CLASS_KEY: tf.io.FixedLenFeature([], tf.int64)}
     files = tf.io.gfile.glob(f"{examples.uri}/Split-eval/*")

@@ -84,7 +84,7 @@ def _pipeline(data_root: str, out: str, settings: dict, python: str) -> dict:
     _say(f"pipeline: flowers run into {out}")
     start, epoch_start = time.perf_counter(), time.time()
     done = subprocess.run(
-        [python, "-m", "flowers.pipeline.cli", "run", "--no-cache", "--min-accuracy", "0",
+        [python, "-m", "flowers.cli.main", "run", "--no-cache", "--min-accuracy", "0",
          "--data-root", data_root, "--output-dir", out, *sets],
         cwd=os.path.dirname(os.path.dirname(os.path.dirname(python))), capture_output=True, text=True,
     )
@@ -100,7 +100,7 @@ def _examples(out: str) -> dict[str, list]:
 
     from flowers import features
     from flowers.config import PipelineConfig
-    from flowers.pipeline import results
+    from flowers.runs import results
 
     store = results.store_for(PipelineConfig(output_dir=out))
     uri = store.get_artifacts_by_type("Examples")[-1].uri
@@ -126,7 +126,7 @@ def _plain(out: str, settings: dict) -> dict:
 
     split = _examples(out)
     config = PipelineConfig().override(settings)
-    cfg, size = config.training, config.image_size
+    cfg, size = config.training, config.data.image_size
     _say(f"plain Keras: {len(split['train'])} train images")
     start = time.perf_counter()
 
@@ -172,7 +172,7 @@ def _bytes_written(out: str) -> dict[str, int]:
 def _report(pipeline: dict, plain: dict, data_root: str, out: str, settings: dict) -> None:
     from flowers import features
     from flowers.config import PipelineConfig
-    from flowers.pipeline import results
+    from flowers.runs import results
 
     store = results.store_for(PipelineConfig(output_dir=out))
     seconds = _component_seconds(store)

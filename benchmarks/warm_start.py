@@ -90,12 +90,12 @@ def _run(out: str, data_root: str, sets: list[str]) -> dict:
     """`flowers run` into `out`, then its figures from ML Metadata."""
     from flowers import features
     from flowers.config import PipelineConfig
-    from flowers.pipeline import results
+    from flowers.runs import results
 
     _say(f"flowers run into {out} {' '.join(sets)}")
     start = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "flowers.pipeline.cli", "run", "--no-cache", "--data-root", data_root, "--output-dir", out, *sets],
+        [sys.executable, "-m", "flowers.cli.main", "run", "--no-cache", "--data-root", data_root, "--output-dir", out, *sets],
         cwd=REPO, capture_output=True, text=True,
     )
     wall = round(time.perf_counter() - start, 1)

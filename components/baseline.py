@@ -13,12 +13,10 @@ import os
 
 from tfx import v1 as tfx
 
-# The node's id in the pipeline; its caching is turned off by every runner
-# (pipeline/local.py, kubeflow/runner.py): a cached baseline would be stale.
-NODE_ID = "LatestPushedModel"
+from flowers.components import names
+
 # Custom property of the output: the pushed version it holds ("" for none).
 PUSHED_VERSION = "pushed_version"
-SERVING = "Format-Serving"  # where a Model artifact keeps its SavedModel
 
 
 def newest_version(push_destination: str) -> str | None:
@@ -45,6 +43,6 @@ def LatestPushedModel(
     from tfx.utils import io_utils
 
     version = newest_version(push_destination)
-    source = f"{push_destination.rstrip('/')}/{version}" if version else os.path.join(candidate.uri, SERVING)
-    io_utils.copy_dir(source, os.path.join(baseline.uri, SERVING))
+    source = f"{push_destination.rstrip('/')}/{version}" if version else os.path.join(candidate.uri, names.SERVING_FOLDER)
+    io_utils.copy_dir(source, os.path.join(baseline.uri, names.SERVING_FOLDER))
     baseline.set_string_custom_property(PUSHED_VERSION, version or "")

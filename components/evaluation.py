@@ -16,14 +16,14 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
     floor and, with `compare_to_blessed`, a maximum drop against the last
     blessed model."""
     gate = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_accuracy}),
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.gates.min_accuracy}),
     )
-    if config.compare_to_blessed:
+    if config.gates.compare_to_blessed:
         # A tiny slack lets an equally good model through when no drop is allowed.
         gate.change_threshold.CopyFrom(
             tfma.GenericChangeThreshold(
                 direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                absolute={"value": -config.max_accuracy_drop - 1e-10},
+                absolute={"value": -config.gates.max_accuracy_drop - 1e-10},
             )
         )
     metrics = tfma.MetricsSpec(

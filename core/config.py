@@ -9,6 +9,7 @@ given, before TensorFlow or TFX is imported.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import re
 import typing
@@ -52,6 +53,17 @@ def _setting(default: Any, *, low=None, high=None, choices=None, open_low=False)
     )
 
 
+def _resolved():
+    """A field the project fills in (not a setting): never set from the CLI."""
+    return dataclasses.field(default=None, metadata={"settable": False})
+
+
+def bounds(cls: type, name: str) -> tuple:
+    """(low, high) of a numeric field of `cls` (e.g. for a CLI option's range)."""
+    rule = next(f for f in dataclasses.fields(cls) if f.name == name).metadata
+    return rule["low"], rule["high"]
+
+
 def allowed(cls: type, name: str) -> str:
     """What field `name` of `cls` accepts, in words (for help and errors)."""
     field = next(f for f in dataclasses.fields(cls) if f.name == name)
@@ -92,8 +104,9 @@ def _refuse_unknown(values: Mapping[str, Any], known: set[str], where: str) -> N
         )
 
 
-def _coerce(cls: type, name: str, value: Any) -> Any:
-    """Turn a CLI string into the field's declared type."""
+def _coerce(cls: type, name: str, value: Any, shown: str = "") -> Any:
+    """Turn a CLI string into the field's declared type (`shown`: the setting's name in errors)."""
+    shown = shown or name
     if not isinstance(value, str):
         return value
     kind = typing.get_type_hints(cls)[name]
@@ -107,8 +120,8 @@ def _coerce(cls: type, name: str, value: Any) -> Any:
         if kind == tuple[str, ...]:
             return tuple(value.split())
     except ValueError:
-        raise SettingsError(f"setting {name}={value!r} is not a valid {kind.__name__}") from None
-    raise SettingsError(f"setting {name} cannot be set from the command line")
+        raise SettingsError(f"setting {shown}={value!r} is not a valid {kind.__name__}") from None
+    raise SettingsError(f"setting {shown} cannot be set from the command line")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,14 +200,12 @@ class TrainingConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class PipelineConfig:
-    """A pipeline run: where data comes from and goes, and the gates it must pass."""
+class DataConfig:
+    """Where the examples come from and how they are split and sized."""
 
-    pipeline_name: str = "flowers"
-    # Folder (or URI) of TFRecord shards: flat, `span-N/`, and/or `train/` + `eval/`.
+    # Folder (or URI) of TFRecord shards in `span-N/` folders (each flat, or
+    # with `train/` + `eval/`).
     data_root: str = SAMPLE_DATA
-    # Everything the run writes: TFX artifacts, ML Metadata, pushed models.
-    output_dir: str = "outputs"
     # Folder holding the curated schema.pbtxt; empty infers one with SchemaGen.
     schema_dir: str = CURATED_SCHEMA
     # span_window 0: every run reads all span folders of the data root. N:
@@ -209,59 +220,15 @@ class PipelineConfig:
     # Side of the square model input: Transform crops to it, and the Trainer
     # reads it back from the Transform graph. MobileNetV2 takes 32 px and up.
     image_size: int = _setting(192, low=32, high=1024)
-    training: TrainingConfig = TrainingConfig()
-    # Evaluator gates: absolute accuracy, and how much the accuracy may drop
-    # below the last blessed model's (0 means no regression at all).
-    min_accuracy: float = _setting(0.75, low=0.0, high=1.0)
-    max_accuracy_drop: float = _setting(0.0, low=0.0, high=1.0)
-    # Data gate: every class needs at least this many examples in every split.
-    # 1 catches a class that is missing altogether (the failure that silently
-    # trains a 4-class model); raise it for real data sets.
-    min_class_examples: int = _setting(1, low=0, high=10**9)
-    # Pushed versions to keep: after a push, the oldest beyond this many are
-    # deleted, never the newest (0: keep all).
-    keep_versions: int = _setting(0, low=0, high=10**6)
-    # Compare each candidate with the newest pushed model on the same eval
-    # data (components/baseline.py; runs on every orchestrator).
-    compare_to_blessed: bool = True
-    # Start the Trainer from the last blessed model's weights (TFX's
-    # base_model) instead of ImageNet's: faster retraining on a new span.
-    warm_start: bool = False
-    tune: bool = False
-    # Write the run's HTML report (pipeline/report.py) when it ends.
-    report: bool = True
-    tuner_trials: int = _setting(4, low=1, high=1000)
-    beam_args: tuple[str, ...] = LOCAL_BEAM_ARGS
-    enable_cache: bool = True
-    # Container image named by the compiled Kubeflow spec (kubeflow/Dockerfile);
-    # push it where the cluster can pull it and set e.g. gcr.io/PROJECT/flowers:TAG.
-    image: str = "flowers:latest"
-    # Kubeflow pod resources (requests and limits; 0 leaves one to the
-    # cluster): CPU cores, memory in GB. The Tuner gets the Trainer's.
-    trainer_cpu: float = _setting(4.0, low=0.0, high=256.0)
-    trainer_cpu_limit: float = _setting(8.0, low=0.0, high=256.0)
-    trainer_memory_gb: float = _setting(8.0, low=0.0, high=4096.0)
-    trainer_memory_limit_gb: float = _setting(16.0, low=0.0, high=4096.0)
-    trainer_accelerator: str = _setting("none", choices=ACCELERATORS)
-    trainer_accelerator_count: int = _setting(1, low=1, high=16)
-    transform_cpu: float = _setting(2.0, low=0.0, high=256.0)
-    transform_cpu_limit: float = _setting(4.0, low=0.0, high=256.0)
-    transform_memory_gb: float = _setting(4.0, low=0.0, high=4096.0)
-    transform_memory_limit_gb: float = _setting(8.0, low=0.0, high=4096.0)
-    evaluator_cpu: float = _setting(2.0, low=0.0, high=256.0)
-    evaluator_cpu_limit: float = _setting(4.0, low=0.0, high=256.0)
-    evaluator_memory_gb: float = _setting(4.0, low=0.0, high=4096.0)
-    evaluator_memory_limit_gb: float = _setting(8.0, low=0.0, high=4096.0)
+    # Whether the spans hold train/ and eval/ folders: read from the data root
+    # once, before the DAG is built (flowers.data.layout.resolve), so building
+    # the DAG reads no disk. None: not resolved yet.
+    presplit: typing.Optional[bool] = _resolved()
 
     def __post_init__(self):
         _validate(self)
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.pipeline_name):
-            raise SettingsError(
-                f"setting pipeline_name={self.pipeline_name!r}: letters, digits, '_', '.' and '-' only"
-            )
-        for name in ("data_root", "output_dir", "image"):
-            if not getattr(self, name):
-                raise SettingsError(f"setting {name} is empty")
+        if not self.data_root:
+            raise SettingsError("setting data_root is empty")
         if self.span and not self.span_window:
             raise SettingsError(
                 f"setting span={self.span} needs span_window (a run reads every span unless span_window is set)"
@@ -271,12 +238,124 @@ class PipelineConfig:
                 f"settings validation_percent={self.validation_percent} and eval_percent={self.eval_percent} "
                 "leave under 10% for training: allowed a sum of at most 90"
             )
-        for part in RESOURCE_COMPONENTS:
-            for request, limit in ((f"{part}_cpu", f"{part}_cpu_limit"), (f"{part}_memory_gb", f"{part}_memory_limit_gb")):
-                if 0 < getattr(self, limit) < getattr(self, request):
+
+
+@dataclasses.dataclass(frozen=True)
+class GatesConfig:
+    """What a model must pass to be pushed, and what the data must pass to be trained on."""
+
+    # Evaluator gates: absolute accuracy, and how much the accuracy may drop
+    # below the last blessed model's (0 means no regression at all).
+    min_accuracy: float = _setting(0.75, low=0.0, high=1.0)
+    max_accuracy_drop: float = _setting(0.0, low=0.0, high=1.0)
+    # Data gate: every class needs at least this many examples in every split.
+    # 1 catches a class that is missing altogether (the failure that silently
+    # trains a 4-class model); raise it for real data sets.
+    min_class_examples: int = _setting(1, low=0, high=10**9)
+    # Compare each candidate with the newest pushed model on the same eval
+    # data (components/baseline.py; runs on every orchestrator).
+    compare_to_blessed: bool = True
+
+    def __post_init__(self):
+        _validate(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """How a run goes: Beam, caching, tuning, warm start, retention, report."""
+
+    beam_args: tuple[str, ...] = LOCAL_BEAM_ARGS
+    enable_cache: bool = True
+    # Start the Trainer from the last blessed model's weights (TFX's
+    # base_model) instead of ImageNet's: faster retraining on a new span.
+    warm_start: bool = False
+    tune: bool = False
+    tuner_trials: int = _setting(4, low=1, high=1000)
+    # Pushed versions to keep: after a push, the oldest beyond this many are
+    # deleted, never the newest (0: keep all).
+    keep_versions: int = _setting(0, low=0, high=10**6)
+    # Write the run's HTML report (runs/report.py) when it ends.
+    report: bool = True
+
+    def __post_init__(self):
+        _validate(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Resources:
+    """A Kubeflow pod's requests and limits (0 leaves one to the cluster):
+    CPU cores, memory in GB, and an accelerator."""
+
+    cpu: float = _setting(2.0, low=0.0, high=256.0)
+    cpu_limit: float = _setting(4.0, low=0.0, high=256.0)
+    memory_gb: float = _setting(4.0, low=0.0, high=4096.0)
+    memory_limit_gb: float = _setting(8.0, low=0.0, high=4096.0)
+    accelerator: str = _setting("none", choices=ACCELERATORS)
+    accelerator_count: int = _setting(1, low=1, high=16)
+
+    def __post_init__(self):
+        _validate(self)
+
+
+def _default_resources() -> dict[str, Resources]:
+    return {
+        "trainer": Resources(cpu=4.0, cpu_limit=8.0, memory_gb=8.0, memory_limit_gb=16.0),
+        "transform": Resources(),
+        "evaluator": Resources(),
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class KubeflowConfig:
+    """What the compiled Kubeflow spec names: the image and each pod's resources."""
+
+    # Container image (kubeflow/Dockerfile); push it where the cluster can pull
+    # it and set e.g. gcr.io/PROJECT/flowers:TAG.
+    image: str = "flowers:latest"
+    # Component (RESOURCE_COMPONENTS; the Tuner gets the Trainer's) -> pod resources.
+    resources: dict = dataclasses.field(default_factory=_default_resources)
+
+    def __post_init__(self):
+        if not self.image:
+            raise SettingsError("setting image is empty")
+        unknown = set(self.resources) - set(RESOURCE_COMPONENTS)
+        if unknown:
+            raise SettingsError(
+                f"setting kubeflow.resources.{sorted(unknown)[0]}: unknown component; "
+                f"allowed {', '.join(RESOURCE_COMPONENTS)}"
+            )
+        for part, spec in self.resources.items():
+            for request, limit in (("cpu", "cpu_limit"), ("memory_gb", "memory_limit_gb")):
+                if 0 < getattr(spec, limit) < getattr(spec, request):
                     raise SettingsError(
-                        f"setting {limit}={getattr(self, limit)} is below {request}={getattr(self, request)}"
+                        f"setting kubeflow.resources.{part}.{limit}={getattr(spec, limit)} is below "
+                        f"kubeflow.resources.{part}.{request}={getattr(spec, request)}"
                     )
+
+
+SECTIONS = {"data": DataConfig, "gates": GatesConfig, "training": TrainingConfig, "run": RunConfig, "kubeflow": KubeflowConfig}
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """A pipeline run: where data comes from and goes, how it trains and runs, and the gates it must pass."""
+
+    pipeline_name: str = "flowers"
+    # Everything the run writes: TFX artifacts, ML Metadata, pushed models.
+    output_dir: str = "outputs"
+    data: DataConfig = DataConfig()
+    gates: GatesConfig = GatesConfig()
+    training: TrainingConfig = TrainingConfig()
+    run: RunConfig = RunConfig()
+    kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)
+
+    def __post_init__(self):
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.pipeline_name):
+            raise SettingsError(
+                f"setting pipeline_name={self.pipeline_name!r}: letters, digits, '_', '.' and '-' only"
+            )
+        if not self.output_dir:
+            raise SettingsError("setting output_dir is empty")
 
     @property
     def pipeline_root(self) -> str:
@@ -295,20 +374,119 @@ class PipelineConfig:
 
     @classmethod
     def from_json(cls, text: str) -> "PipelineConfig":
-        values = json.loads(text)
-        training = TrainingConfig(**values.pop("training"))
-        return cls(**{**values, "beam_args": tuple(values["beam_args"])}, training=training)
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "PipelineConfig":
+        """Built (and so validated) from nested plain values, as `to_json` writes them."""
+        values = dict(values)
+        sections = {name: dict(values.pop(name, {})) for name in SECTIONS}
+        if "beam_args" in sections["run"]:
+            sections["run"]["beam_args"] = tuple(sections["run"]["beam_args"])
+        resources = {}
+        for part, fields in sections["kubeflow"].pop("resources", {}).items():
+            if part not in RESOURCE_COMPONENTS:
+                raise SettingsError(
+                    f"setting kubeflow.resources.{part}: unknown component; allowed {', '.join(RESOURCE_COMPONENTS)}"
+                )
+            with _named(f"kubeflow.resources.{part}."):
+                resources[part] = Resources(**fields)
+        built = {}
+        for name, section in SECTIONS.items():
+            with _named(f"{name}."):
+                built[name] = section(**sections[name], **({"resources": resources} if name == "kubeflow" else {}))
+        return cls(**values, **built)
 
     def override(self, values: Mapping[str, Any]) -> "PipelineConfig":
-        """A copy with fields replaced; training fields may be named bare."""
-        top = {f.name for f in dataclasses.fields(self)} - {"training"}
-        train = {f.name for f in dataclasses.fields(TrainingConfig)}
-        _refuse_unknown(values, top | train, "flowers")
-        training = dataclasses.replace(
-            self.training, **{k: _coerce(TrainingConfig, k, v) for k, v in values.items() if k in train}
+        """A copy with settings replaced, all at once (a request and its limit
+        may change together). Keys are `section.field` (`training.epochs`,
+        `kubeflow.resources.trainer.cpu`), a top-level field, or a flat name
+        of earlier releases (`epochs`, `trainer_cpu`), which still works and
+        is noted as deprecated."""
+        tree = json.loads(self.to_json())
+        for key, value in values.items():
+            path = _canonical(key)
+            node = tree
+            for part in path[:-1]:
+                node = node.setdefault(part, {})
+            node[path[-1]] = _coerce(_owner(path), path[-1], value, ".".join(path))
+        return PipelineConfig.from_dict(tree)
+
+
+class _named:
+    """Errors raised inside name the setting as the user writes it (section.field)."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, tb):
+        if kind is SettingsError and self.prefix not in str(error):
+            raise SettingsError(re.sub(r"^settings? ", lambda m: m.group(0) + self.prefix, str(error))) from None
+        return False
+
+
+def _owner(path: tuple[str, ...]) -> type:
+    """The dataclass that holds the field at `path`."""
+    if len(path) == 1:
+        return PipelineConfig
+    if path[:2] == ("kubeflow", "resources"):
+        return Resources
+    return SECTIONS[path[0]]
+
+
+def _field_names(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls) if f.metadata.get("settable", True)]
+
+
+def setting_keys() -> dict[str, str]:
+    """Every settable key (`section.field`) -> the flat name earlier releases used."""
+    keys = {name: name for name in ("pipeline_name", "output_dir")}
+    for section, cls in SECTIONS.items():
+        if cls is KubeflowConfig:
+            keys["kubeflow.image"] = "image"
+            for part in RESOURCE_COMPONENTS:
+                for name in _field_names(Resources):
+                    keys[f"kubeflow.resources.{part}.{name}"] = f"{part}_{name}"
+            continue
+        for name in _field_names(cls):
+            keys[f"{section}.{name}"] = name
+    return keys
+
+
+def _canonical(key: str) -> tuple[str, ...]:
+    """A setting's path; a flat name of earlier releases is accepted with a note."""
+    keys = setting_keys()
+    if key in keys:
+        return tuple(key.split("."))
+    by_flat = {flat: dotted for dotted, flat in keys.items()}
+    if key in by_flat:
+        if "." in by_flat[key]:
+            _deprecated(key, by_flat[key])
+        return tuple(by_flat[key].split("."))
+    parts = key.split(".")
+    if parts[:2] == ["kubeflow", "resources"] and len(parts) == 4 and parts[2] not in RESOURCE_COMPONENTS:
+        raise SettingsError(
+            f"setting kubeflow.resources.{parts[2]}: unknown component; allowed {', '.join(RESOURCE_COMPONENTS)}"
         )
-        return dataclasses.replace(
-            self,
-            training=training,
-            **{k: _coerce(PipelineConfig, k, v) for k, v in values.items() if k in top},
-        )
+    hint = ""
+    if key.endswith(IMAGE_SIZE_KEY):
+        hint = " (the image size is the Transform graph's: set data.image_size for the whole pipeline)"
+    close = difflib.get_close_matches(key, [*keys, *by_flat], n=1, cutoff=0.6)
+    suggestion = f"; did you mean {by_flat.get(close[0], close[0])}?" if close else ""
+    raise SettingsError(
+        f"unknown setting(s) {key} for flowers{hint}{suggestion} (every setting: `flowers config docs`)"
+    )
+
+
+_NOTED: set[str] = set()
+
+
+def _deprecated(flat: str, dotted: str) -> None:
+    if flat not in _NOTED:
+        _NOTED.add(flat)
+        import sys
+
+        print(f"note: setting {flat} is now {dotted} (the flat name still works in this release)", file=sys.stderr)

@@ -21,7 +21,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from flowers.images import decode_and_crop
 from flowers.data import layout
 from flowers import features
-from flowers.config import DEFAULT_SHARDS, PipelineConfig
+from flowers.config import DEFAULT_SHARDS, DataConfig, PipelineConfig
 
 SHARD_PREFIX = "flowers"
 _SKIPPED = "skipped"
@@ -124,7 +124,7 @@ def add_span(photos_dir: str, data_root: str, **kwargs) -> ConversionResult:
 def write_span(
     photos_dir: str,
     out_dir: str,
-    image_size: int = PipelineConfig.image_size,
+    image_size: int = DataConfig.image_size,
     num_shards: int = DEFAULT_SHARDS,
     beam_args: Sequence[str] = (),
 ) -> ConversionResult:

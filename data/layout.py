@@ -131,7 +131,19 @@ def _check_framing(path: str) -> None:
             records += 1
 
 
-def example_gen_configs(data_root: str, validation_percent: int, eval_percent: int, span: int = 0, every_span: bool = False):
+def resolve(config):
+    """`config` with its data layout read from the data root, once, so that
+    building the DAG reads no disk: whether the spans hold train/ and eval/
+    folders (the newest span, or `data.span`, decides)."""
+    import dataclasses
+
+    data = config.data
+    found = spans(data.data_root)
+    presplit = is_presplit(span_dir(data.data_root, data.span or (found[-1] if found else 1)))
+    return dataclasses.replace(config, data=dataclasses.replace(data, presplit=presplit))
+
+
+def example_gen_configs(presplit: bool, validation_percent: int, eval_percent: int, span: int = 0, every_span: bool = False):
     """ImportExampleGen's input, output and range configs, split by hash into
     train / validation / eval unless the spans hold train/ and eval/ folders
     (the Trainer then carves validation from train). `every_span`: all span
@@ -140,15 +152,13 @@ def example_gen_configs(data_root: str, validation_percent: int, eval_percent: i
     TFX's `{SPAN}` resolution)."""
     from tfx.proto import example_gen_pb2, range_config_pb2
 
-    found = spans(data_root)
-    folder = span_dir(data_root, span or (found[-1] if found else 1))
     prefix = f"{SPAN_PREFIX}*/" if every_span else f"{SPAN_PREFIX}{{SPAN}}/"
     ranged = (
         range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(start_span_number=span, end_span_number=span))
         if span and not every_span
         else None
     )
-    if is_presplit(folder):
+    if presplit:
         splits = [example_gen_pb2.Input.Split(name=s, pattern=f"{prefix}{s}/*{SHARD_SUFFIX}") for s in SPLIT_DIRS]
         return example_gen_pb2.Input(splits=splits), None, ranged
     single = example_gen_pb2.Input(

@@ -406,7 +406,7 @@ def _gate_failures(uri: str | None) -> list[str]:
     if not uri:
         return []
     try:
-        from flowers.pipeline.results import _gate_failures as failures
+        from flowers.runs.results import _gate_failures as failures
 
         return failures(uri)
     except Exception:  # a missing or changed reader only costs the detail

@@ -5,8 +5,8 @@ a `.yaml` package holds the bare KFP `PipelineSpec` that `kfp.Client` uploads;
 a `.json` file holds the Vertex AI style `PipelineJob` (displayName,
 pipelineSpec, runtimeConfig). Nothing else differs from a local run:
 
-* the container image is `config.image` (built from kubeflow/Dockerfile);
-* `config.beam_args` reach every component's container unchanged (DirectRunner
+* the container image is `config.kubeflow.image` (built from kubeflow/Dockerfile);
+* `config.run.beam_args` reach every component's container unchanged (DirectRunner
   with multi-processing inside the pod by default; DataflowRunner, Flink or
   Spark runner arguments for a cluster);
 * three values are TFX RuntimeParameters that a run may override. TFX 1.16's
@@ -29,8 +29,8 @@ import importlib.resources
 import json
 import os
 
-from flowers.components.baseline import NODE_ID as BASELINE_NODE
-from flowers.config import PipelineConfig
+from flowers.config import PipelineConfig, Resources
+from flowers.components import names
 
 # TFX, TensorFlow and the pipeline definition load on use, so the CLI checks
 # settings, parameters and endpoints before paying for them.
@@ -46,14 +46,18 @@ DATA_ROOT = "data_root"
 TRAINER_CONFIG = "trainer_config"
 EVAL_CONFIG = "eval_config"
 PARAMETERS = {
-    DATA_ROOT: ("ImportExampleGen", "input_base"),
-    TRAINER_CONFIG: ("Trainer", "custom_config"),
-    EVAL_CONFIG: ("Evaluator", "eval_config"),
+    DATA_ROOT: (names.EXAMPLE_GEN, "input_base"),
+    TRAINER_CONFIG: (names.TRAINER, "custom_config"),
+    EVAL_CONFIG: (names.EVALUATOR, "eval_config"),
 }
 
-# Component id -> the PipelineConfig prefix of its resource settings
-# (`trainer_cpu`, `trainer_memory_limit_gb`, ...). The Tuner trains like the Trainer.
-RESOURCES = {"Trainer": "trainer", "Tuner": "trainer", "Transform": "transform", "Evaluator": "evaluator"}
+# Key of `kubeflow.resources` -> the component ids that get those pod
+# resources. The Tuner trains like the Trainer.
+RESOURCE_NODES = {
+    "trainer": (names.TRAINER, names.TUNER),
+    "transform": (names.TRANSFORM,),
+    "evaluator": (names.EVALUATOR,),
+}
 
 
 def in_image(path: str) -> str:
@@ -72,11 +76,11 @@ def check_config(config: PipelineConfig) -> None:
             f"output_dir {config.output_dir!r} is relative: on Kubeflow it must be a URI every pod can "
             "write (gs://bucket/flowers) or an absolute path mounted in every pod"
         )
-    if not config.image:
+    if not config.kubeflow.image:
         raise ValueError("image is empty: set the image built from kubeflow/Dockerfile (--image)")
-    if config.span_window:
+    if config.data.span_window:
         raise ValueError(
-            f"span_window={config.span_window}: a window of spans is TFX's rolling span range, a resolver "
+            f"span_window={config.data.span_window}: a window of spans is TFX's rolling span range, a resolver "
             "function that TFX 1.16's Kubeflow V2 compiler cannot compile; on Kubeflow every run reads all "
             "spans of the data root (leave span_window at 0)"
         )
@@ -88,7 +92,7 @@ def runtime_values(config: PipelineConfig) -> dict[str, str]:
     is bundled package data becomes the image's copy of it)."""
     from flowers.pipeline.pipeline import create_components
 
-    components = {c.id: c for c in create_components(config)}
+    components = {c.id: c for c in create_components(_resolved(config))}
     values = {name: components[cid].exec_properties[prop] for name, (cid, prop) in PARAMETERS.items()}
     values[DATA_ROOT] = in_image(values[DATA_ROOT])
     for name, value in values.items():
@@ -97,22 +101,29 @@ def runtime_values(config: PipelineConfig) -> dict[str, str]:
     return values
 
 
-def resource_spec(config: PipelineConfig, prefix: str):
-    """The pod resources of one component (TFX's platform config for the
+def _resolved(config: PipelineConfig) -> PipelineConfig:
+    """The config with its data layout read from the data root (at compile
+    time: the spec's shape cannot change with what a later run finds)."""
+    from flowers.data import layout
+
+    return config if config.data.presplit is not None else layout.resolve(config)
+
+
+def resource_spec(resources: Resources):
+    """One component's pod resources (TFX's platform config for the
     Kubeflow V2 runner: the spec's `PipelineContainerSpec.resources`); None
     when every setting is 0 (none)."""
     from kfp.pipeline_spec import pipeline_spec_pb2
 
     spec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec(
-        cpu_request=getattr(config, f"{prefix}_cpu"),
-        cpu_limit=getattr(config, f"{prefix}_cpu_limit"),
-        memory_request=getattr(config, f"{prefix}_memory_gb"),  # the proto's unit is GB, as kfp's own setters write it
-        memory_limit=getattr(config, f"{prefix}_memory_limit_gb"),
+        cpu_request=resources.cpu,
+        cpu_limit=resources.cpu_limit,
+        memory_request=resources.memory_gb,  # the proto's unit is GB, as kfp's own setters write it
+        memory_limit=resources.memory_limit_gb,
     )
-    accelerator = getattr(config, f"{prefix}_accelerator", "none")
-    if accelerator != "none":
-        spec.accelerator.type = accelerator
-        spec.accelerator.count = getattr(config, f"{prefix}_accelerator_count")
+    if resources.accelerator != "none":
+        spec.accelerator.type = resources.accelerator
+        spec.accelerator.count = resources.accelerator_count
     return spec if spec.ByteSize() else None
 
 
@@ -129,16 +140,19 @@ def create_kubeflow_pipeline(config: PipelineConfig, values: dict[str, str]):
         name: tfx.dsl.experimental.RuntimeParameter(name=name, ptype=str, default=value)
         for name, value in values.items()
     }
-    # The layout (spans, train/eval folders) is read from config.data_root
+    # The layout (spans, train/eval folders) is read from config.data.data_root
     # here, at compile time; the schema file is read by the component, in the pod.
-    in_pod = dataclasses.replace(config, schema_dir=in_image(config.schema_dir))
+    config = _resolved(config)
+    in_pod = dataclasses.replace(config, data=dataclasses.replace(config.data, schema_dir=in_image(config.data.schema_dir)))
     pipeline = create_pipeline(in_pod, **parameters)
+    nodes = {c.id: c for c in pipeline.components}
     for component in pipeline.components:
         _proto_properties_as_json(component)
-        if component.id in RESOURCES:
-            spec = resource_spec(config, RESOURCES[component.id])
-            if spec is not None:
-                component.with_platform_config(spec)
+    for key, resources in config.kubeflow.resources.items():
+        spec = resource_spec(resources)
+        for node_id in RESOURCE_NODES[key]:
+            if spec is not None and node_id in nodes:
+                nodes[node_id].with_platform_config(spec)
     return pipeline
 
 
@@ -154,7 +168,7 @@ def _proto_properties_as_json(component) -> None:
     for name, value in component.exec_properties.items():
         if not isinstance(value, proto_placeholder.MakeProtoPlaceholder):
             continue
-        if component.id != "ExampleValidator" or name != "custom_validation_config" or value._fields:
+        if component.id != names.EXAMPLE_VALIDATOR or name != "custom_validation_config" or value._fields:
             raise ValueError(f"{component.id}.{name}: a proto placeholder the Kubeflow V2 compiler cannot write")
         from flowers.kubeflow.executors import ExampleValidatorExecutor
 
@@ -173,14 +187,14 @@ def compile_pipeline(config: PipelineConfig, package_path: str) -> str:
     check_config(config)
     # The data layout is read now: fail in seconds, not after TensorFlow's
     # credential and connection retries, when the data root cannot be read.
-    check_readable(config.data_root)
+    check_readable(config.data.data_root)
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
     values = runtime_values(config)
     pipeline = create_kubeflow_pipeline(config, values)
     runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
         config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
-            default_image=config.image,
+            default_image=config.kubeflow.image,
             # Schema 2.1 writes parameter values as `constant` / `parameterType`,
             # which KFP 2.x backends read; the 2.0 default writes the retired
             # `constantValue` / `type` fields (and cannot be written as YAML
@@ -216,8 +230,8 @@ def compile_pipeline(config: PipelineConfig, package_path: str) -> str:
 def _never_cache_baseline(spec: dict) -> None:
     """The baseline must be read afresh in every run (what was pushed since)."""
     tasks = spec["root"]["dag"]["tasks"]
-    if BASELINE_NODE in tasks:
-        tasks[BASELINE_NODE]["cachingOptions"] = {"enableCache": False}
+    if names.BASELINE in tasks:
+        tasks[names.BASELINE]["cachingOptions"] = {"enableCache": False}
 
 
 def _write_yaml(spec: dict, package_path: str) -> None:

@@ -24,7 +24,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.dsl.compiler import constants
 
 from flowers import progress
-from flowers.components import baseline
+from flowers.components import names
 from flowers.config import PipelineConfig
 from flowers.pipeline.pipeline import create_pipeline
 
@@ -48,7 +48,7 @@ def run(config: PipelineConfig, run_id: str, report: Callable[[str], None] = pro
     for node in ir.nodes:
         pipeline_node = node.pipeline_node
         node_id = pipeline_node.node_info.id
-        if node_id == baseline.NODE_ID:  # what was pushed since the last run counts
+        if node_id == names.BASELINE:  # its caching is off on every runner:  # what was pushed since the last run counts
             pipeline_node.execution_options.caching_options.enable_cache = False
         component = launcher.Launcher(
             pipeline_node=pipeline_node,
@@ -94,14 +94,14 @@ def main() -> None:
         traceback.print_exc()  # into the run log
         sys.exit(1)
     finally:
-        if config.report:
+        if config.run.report:
             write_report(config, run_id)
 
 
 def write_report(config: PipelineConfig, run_id: str) -> None:
     """The run's HTML report and TensorBoard command, as progress lines; a
     report that cannot be written is noted in the log, never a failed run."""
-    from flowers.pipeline import report
+    from flowers.runs import report
 
     try:
         progress.say(f"report: {report.write_report(config, run_id)}")

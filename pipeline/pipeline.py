@@ -5,7 +5,7 @@ from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import transform_pb2
 
-from flowers.components import baseline, evaluation, gates
+from flowers.components import baseline, evaluation, gates, names
 from flowers.config import IMAGE_SIZE_KEY, TRAINING_CONFIG_KEY, TRIALS_KEY, VALIDATION_FROM_TRAIN_KEY, PipelineConfig
 from flowers.data import layout
 
@@ -26,60 +26,62 @@ def create_components(
     The optional values replace what the config gives ImportExampleGen's
     `input_base`, the Trainer's `custom_config` and the Evaluator's
     `eval_config`; the Kubeflow runner passes TFX RuntimeParameters there.
-    Whether spans hold train/ and eval/ folders is read from
-    `config.data_root` when the pipeline is built.
+    Building it reads no disk: the data layout comes resolved in the config
+    (`flowers.data.layout.resolve`).
     """
+    if config.data.presplit is None:
+        raise ValueError("the data layout is not resolved: build the pipeline from layout.resolve(config)")
     data = _data_components(config, data_root)
     example_gen, schema_gen, data_gate = data[0], data[1], data[-1]
     window = example_gen.outputs["examples"]
-    if config.span_window:
-        window = latest_spans(window, config.span_window)
+    if config.data.span_window:
+        window = latest_spans(window, config.data.span_window)
     transform = tfx.components.Transform(
         examples=window,
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=TRANSFORM_FN,
-        custom_config={IMAGE_SIZE_KEY: config.image_size},
+        custom_config={IMAGE_SIZE_KEY: config.data.image_size},
         # The graph is applied in the Trainer's input pipeline and the served
         # model; storing decoded floats would cost ~30x the JPEG bytes.
         materialize=False,
         disable_statistics=True,
         splits_config=transform_pb2.SplitsConfig(analyze=[layout.TRAIN]),
-    )
+    ).with_id(names.TRANSFORM)
     # Nothing is transformed or trained on data the gate refused.
     transform.add_upstream_node(data_gate)
     components = [*data, transform]
     base_model = None
-    if config.warm_start:
+    if config.run.warm_start:
         # TFX's latest-blessed Resolver: the Model artifact keeps the weights
         # file beside its SavedModel (local runs and Vertex AI).
         blessed = tfx.dsl.Resolver(
             strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
             model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
             model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-        ).with_id("latest_blessed_model_resolver")
+        ).with_id(names.WARM_START_RESOLVER)
         components.append(blessed)
         base_model = blessed.outputs["model"]
     trainer = _trainer(config, window, transform, schema_gen, trainer_config, components, base_model)
     evaluator_inputs = dict(examples=window, model=trainer.outputs["model"])
-    if config.compare_to_blessed:
+    if config.gates.compare_to_blessed:
         # The newest pushed model, read from the serving folder: runs on every orchestrator.
         latest_pushed = baseline.LatestPushedModel(
             candidate=trainer.outputs["model"], push_destination=config.serving_dir
-        ).with_id(baseline.NODE_ID)
+        ).with_id(names.BASELINE)
         evaluator_inputs["baseline_model"] = latest_pushed.outputs["baseline"]
     evaluator = tfx.components.Evaluator(
         **evaluator_inputs,
         example_splits=[layout.EVAL],
         eval_config=evaluation.eval_config(config) if eval_config is None else eval_config,
-    )
+    ).with_id(names.EVALUATOR)
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir)
         ),
-    )
-    baseline_node = [latest_pushed] if config.compare_to_blessed else []
+    ).with_id(names.PUSHER)
+    baseline_node = [latest_pushed] if config.gates.compare_to_blessed else []
     return components + [trainer, *baseline_node, evaluator, pusher]
 
 
@@ -97,33 +99,40 @@ def _data_components(config: PipelineConfig, data_root) -> list:
     statistics and schema check, and the data gate that stops the run on
     any anomaly."""
     input_config, output_config, range_config = layout.example_gen_configs(
-        config.data_root, config.validation_percent, config.eval_percent, config.span, every_span=not config.span_window
+        config.data.presplit, config.data.validation_percent, config.data.eval_percent, config.data.span,
+        every_span=not config.data.span_window,
     )
     example_gen = tfx.components.ImportExampleGen(
-        input_base=config.data_root if data_root is None else data_root,
+        input_base=config.data.data_root if data_root is None else data_root,
         input_config=input_config,
         output_config=output_config,
         range_config=range_config,
-    )
-    if config.schema_dir:
-        schema_gen = tfx.components.ImportSchemaGen(schema_file=f"{config.schema_dir}/schema.pbtxt")
+    ).with_id(names.EXAMPLE_GEN)
+    if config.data.schema_dir:
+        schema_gen = tfx.components.ImportSchemaGen(schema_file=f"{config.data.schema_dir}/schema.pbtxt").with_id(
+            names.SCHEMA_GEN
+        )
         # With the curated schema, `class` is counted as categorical: the
         # per-class counts the data gate checks.
         statistics_gen = tfx.components.StatisticsGen(
             examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"]
-        )
-        validations = gates.custom_validations(config.min_class_examples)
+        ).with_id(names.STATISTICS_GEN)
+        validations = gates.custom_validations(config.gates.min_class_examples)
     else:
-        statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-        schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"])
+        statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(
+            names.STATISTICS_GEN
+        )
+        schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"]).with_id(
+            names.INFERRED_SCHEMA_GEN
+        )
         validations = None
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_gen.outputs["schema"],
         custom_validation_config=validations,
-    )
+    ).with_id(names.EXAMPLE_VALIDATOR)
     example_validator.executor_spec = executor_spec.ExecutorClassSpec(gates.ExampleValidatorExecutor)
-    data_gate = gates.DataGate(anomalies=example_validator.outputs["anomalies"])
+    data_gate = gates.DataGate(anomalies=example_validator.outputs["anomalies"]).with_id(names.DATA_GATE)
     return [example_gen, schema_gen, statistics_gen, example_validator, data_gate]
 
 
@@ -131,25 +140,25 @@ def _trainer(config: PipelineConfig, window, transform, schema_gen, trainer_conf
     """The Trainer (after the Tuner when `tune`), trained on train and
     stopped on validation; spans with train/ + eval/ folders have no
     validation split, so the Trainer carves it from train."""
-    presplit = layout.is_presplit(layout.span_dir(config.data_root, config.span or max(layout.spans(config.data_root), default=1)))
+    presplit = config.data.presplit
     validation_split = layout.TRAIN if presplit else layout.VALIDATION
     custom_config = {TRAINING_CONFIG_KEY: config.training.to_json()}
     if presplit:
-        custom_config[VALIDATION_FROM_TRAIN_KEY] = config.validation_percent
+        custom_config[VALIDATION_FROM_TRAIN_KEY] = config.data.validation_percent
     splits = dict(
         train_args=tfx.proto.TrainArgs(splits=[layout.TRAIN]),
         eval_args=tfx.proto.EvalArgs(splits=[validation_split]),
     )
     hyperparameters = None
-    if config.tune:
+    if config.run.tune:
         tuner = tfx.components.Tuner(
             tuner_fn=TUNER_FN,
             examples=window,
             transform_graph=transform.outputs["transform_graph"],
             schema=schema_gen.outputs["schema"],
-            custom_config={**custom_config, TRIALS_KEY: config.tuner_trials},
+            custom_config={**custom_config, TRIALS_KEY: config.run.tuner_trials},
             **splits,
-        )
+        ).with_id(names.TUNER)
         components.append(tuner)
         hyperparameters = tuner.outputs["best_hyperparameters"]
     return tfx.components.Trainer(
@@ -161,7 +170,7 @@ def _trainer(config: PipelineConfig, window, transform, schema_gen, trainer_conf
         base_model=base_model,
         custom_config=custom_config if trainer_config is None else trainer_config,
         **splits,
-    )
+    ).with_id(names.TRAINER)
 
 
 def create_pipeline(
@@ -177,7 +186,7 @@ def create_pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
         components=create_components(config, data_root=data_root, trainer_config=trainer_config, eval_config=eval_config),
-        enable_cache=config.enable_cache,
+        enable_cache=config.run.enable_cache,
         metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=list(config.beam_args),
+        beam_pipeline_args=list(config.run.beam_args),
     )

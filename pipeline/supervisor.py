@@ -23,79 +23,12 @@ import sys
 import time
 from typing import Callable
 
-from flowers import outcome, progress, weights
+from flowers import outcome, outputs, progress, weights
+from flowers.outputs import OutputDirBusy, RunLock  # noqa: F401 (the CLI's names for them)
 from flowers.config import PipelineConfig
 from flowers.data import layout
 
-LOCK_FILE = ".flowers-run.lock"
-RUNS_DIR = "runs"
 _GRACE_SECONDS = 10
-
-
-class OutputDirBusy(RuntimeError):
-    """Another run holds the output dir; the message names it."""
-
-
-class RunLock:
-    """One run at a time per output dir: an exclusive flock, which the kernel
-    drops when its holder dies (a killed run's lock is taken over at once).
-    The file names the holder: pid, run id, start time."""
-
-    def __init__(self, output_dir: str):
-        self.path = os.path.join(output_dir, LOCK_FILE)
-        self.fd: int | None = None
-
-    def acquire(self, run_id: str) -> dict:
-        """Take the lock; returns what the previous holder wrote (a killed
-        run's record, or {})."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read(fd)
-            os.close(fd)
-            raise OutputDirBusy(
-                f"{os.path.dirname(self.path)} is in use by run {holder.get('run_id', '?')} "
-                f"(pid {holder.get('pid', '?')}, started {holder.get('started', '?')}); "
-                "wait for it to end or choose another --output-dir"
-            ) from None
-        previous = _read(fd)
-        os.ftruncate(fd, 0)
-        started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "run_id": run_id, "started": started}).encode(), 0)
-        self.fd = fd
-        return previous
-
-    def release(self) -> None:
-        if self.fd is not None:
-            os.ftruncate(self.fd, 0)
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
-
-    @staticmethod
-    def live_run(output_dir: str) -> str | None:
-        """The run id of the run holding the lock now, if any."""
-        path = os.path.join(output_dir, LOCK_FILE)
-        if not os.path.exists(path):
-            return None
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return _read(fd).get("run_id")
-        else:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return None
-        finally:
-            os.close(fd)
-
-
-def _read(fd: int) -> dict:
-    try:
-        return json.loads(os.pread(fd, 4096, 0).decode() or "{}")
-    except ValueError:
-        return {}
 
 
 @dataclasses.dataclass
@@ -109,13 +42,14 @@ class RunResult:
 def check_inputs(config: PipelineConfig) -> None:
     """What can be refused at once, before any component (or TensorFlow) starts."""
     weights.resolve(config.training.weights, config.training.alpha)
-    layout.check_data_root(config.data_root, config.span)
-    layout.check_shards(config.data_root, config.span)
+    layout.check_data_root(config.data.data_root, config.data.span)
+    layout.check_shards(config.data.data_root, config.data.span)
 
 
 def run(config: PipelineConfig, echo: Callable[[str], None] = print, verbose: bool = False) -> RunResult:
     """Run the pipeline under supervision; returns its exit code and summary."""
     check_inputs(config)
+    config = layout.resolve(config)  # once: the worker builds the DAG from it
     # Absolute, so that paths recorded in ML Metadata work from any folder.
     config = dataclasses.replace(config, output_dir=os.path.abspath(config.output_dir))
     os.makedirs(config.output_dir, exist_ok=True)
@@ -140,10 +74,10 @@ def _after_kill(config: PipelineConfig, run_id: str, echo) -> None:
 
 
 def _supervise(config: PipelineConfig, run_id: str, echo, verbose: bool) -> RunResult:
-    run_dir = os.path.join(config.output_dir, RUNS_DIR, run_id.replace(":", "-"))
+    run_dir = outputs.run_dir(config.output_dir, run_id)
     os.makedirs(run_dir, exist_ok=True)
     log_file = os.path.join(run_dir, "run.log")
-    echo(f"run {run_id}: data {config.data_root} -> {config.output_dir}")
+    echo(f"run {run_id}: data {config.data.data_root} -> {config.output_dir}")
     echo(f"log: {log_file}")
     read_end, write_end = os.pipe()
     env = {
@@ -164,7 +98,7 @@ def _supervise(config: PipelineConfig, run_id: str, echo, verbose: bool) -> RunR
             start_new_session=True,  # its own process group: stopped as one
         )
     os.close(write_end)
-    spans = layout.spans(config.data_root)
+    spans = layout.spans(config.data.data_root)
     received: list[int] = []
     with _forward_signals(worker, received):
         with os.fdopen(read_end, "r", buffering=1) as lines:
@@ -178,22 +112,22 @@ def _supervise(config: PipelineConfig, run_id: str, echo, verbose: bool) -> RunR
         echo(f"interrupted by {signal.Signals(received[0]).name}: no later component ran, nothing was pushed")
         return RunResult(run_id, code, None, log_file)
     with stderr_to(log_file):  # TensorFlow's and TFMA's import noise
-        from flowers.pipeline import results
+        from flowers.runs import results
 
         store = results.store_for(config)
         if run_id not in results.run_ids(store):
             echo(f"the pipeline did not start; see {log_file}")
             return RunResult(run_id, outcome.FAILED, None, log_file)
-        if not config.span_window:
+        if not config.data.span_window:
             results.record_spans(store, run_id, spans)
         summary = results.summarize(store, run_id, live_run=None)
         results.record_summary(store, summary)
     code = outcome.EXIT_CODES[outcome.State(summary.state)]
     if worker.returncode != 0 and code == outcome.PUSHED:
         code = outcome.FAILED
-    if code == outcome.PUSHED and config.keep_versions:
-        for version in prune_versions(config.serving_dir, config.keep_versions, keep=summary.pushed_to):
-            echo(f"pruned pushed version {version} (keep_versions={config.keep_versions})")
+    if code == outcome.PUSHED and config.run.keep_versions:
+        for version in prune_versions(config.serving_dir, config.run.keep_versions, keep=summary.pushed_to):
+            echo(f"pruned pushed version {version} (keep_versions={config.run.keep_versions})")
     return RunResult(run_id, code, summary, log_file)
 
 
@@ -260,7 +194,7 @@ def _stop(worker: subprocess.Popen) -> None:
 def _record_interrupted(config: PipelineConfig, run_id: str) -> None:
     """Mark the run interrupted in ML Metadata and remove serving folders a
     stopped Pusher may have half-written (those it never recorded as pushed)."""
-    from flowers.pipeline import results
+    from flowers.runs import results
 
     if not os.path.exists(config.metadata_path):
         return

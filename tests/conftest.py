@@ -47,7 +47,7 @@ def flowers_cli(*args: str, timeout: int = 1500):
     import sys
 
     return subprocess.run(
-        [sys.executable, "-m", "flowers.pipeline.cli", *args], capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "flowers.cli.main", *args], capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -59,7 +59,7 @@ def pipeline_run(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("shared-run"))
     done = flowers_cli("run", "--output-dir", out, *TINY_RUN_SETTINGS)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return PipelineConfig(output_dir=out, min_accuracy=0.3), done
+    return PipelineConfig(output_dir=out).override({"gates.min_accuracy": 0.3}), done
 
 
 @pytest.fixture(scope="session")
@@ -67,9 +67,26 @@ def refused_run(pipeline_run):
     """The shared run's folder run again with a gate no model passes: cached up
     to the Trainer, then refused. (config, CompletedProcess, first run id,
     refused run id); the first run's id comes first in ML Metadata."""
-    from flowers.pipeline import results
+    from flowers.runs import results
 
     config, _ = pipeline_run
     done = flowers_cli("run", "--output-dir", config.output_dir, *TINY_RUN_SETTINGS, "--min-accuracy", "0.999")
     ids = results.run_ids(results.store_for(config))
     return config, done, ids[0], ids[-1]
+
+
+@pytest.fixture
+def kfp_home(tmp_path, monkeypatch):
+    """A HOME with no kfp context, and no KF_PIPELINES_* settings of the user."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("KF_PIPELINES_ENDPOINT", "KF_PIPELINES_UI_ENDPOINT", "KF_PIPELINES_IAP_OAUTH2_CLIENT_ID",
+                 "KF_PIPELINES_APP_OAUTH2_CLIENT_ID", "KF_PIPELINES_APP_OAUTH2_CLIENT_SECRET",
+                 "KF_PIPELINES_DEFAULT_EXPERIMENT_NAME", "KF_PIPELINES_OVERRIDE_EXPERIMENT_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    import kfp
+
+    # kfp resolves ~/.config/kfp/context.json when it is imported, not per client.
+    monkeypatch.setattr(kfp.Client, "_LOCAL_KFP_CONTEXT", str(home / ".config" / "kfp" / "context.json"))
+    return home

@@ -46,7 +46,7 @@ def test_an_image_size_in_the_trainer_config_is_refused_by_name():
     with pytest.raises(SettingsError, match="image_size.*Transform graph"):
         TrainingConfig.from_json(text)
     assert "image_size" not in json.loads(TrainingConfig().to_json())
-    assert PipelineConfig().override({"image_size": "96"}).image_size == 96
+    assert PipelineConfig().override({"data.image_size": "96"}).data.image_size == 96
 
 
 def test_training_config_reaches_the_trainer_validated():

@@ -9,13 +9,13 @@ from flowers.config import PipelineConfig, TrainingConfig
 def test_overrides_are_typed_and_reach_training():
     config = PipelineConfig().override({"epochs": "3", "min_accuracy": "0.9", "augment": "false", "head": "flatten"})
     assert config.training.epochs == 3 and config.training.augment is False and config.training.head == "flatten"
-    assert config.min_accuracy == 0.9
+    assert config.gates.min_accuracy == 0.9
     assert PipelineConfig().training.epochs != 3  # the default is untouched
 
 
 def test_beam_args_split_into_a_tuple():
     config = PipelineConfig().override({"beam_args": "--runner=DataflowRunner --project=p"})
-    assert config.beam_args == ("--runner=DataflowRunner", "--project=p")
+    assert config.run.beam_args == ("--runner=DataflowRunner", "--project=p")
 
 
 @pytest.mark.parametrize(

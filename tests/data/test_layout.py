@@ -5,7 +5,8 @@ from flowers.data import layout
 
 
 def configs(root, span=0):
-    return layout.example_gen_configs(str(root), 15, 15, span)
+    folder = layout.span_dir(str(root), span or max(layout.spans(str(root)), default=1))
+    return layout.example_gen_configs(layout.is_presplit(folder), 15, 15, span)
 
 
 def patterns(input_config):

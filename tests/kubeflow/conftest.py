@@ -102,23 +102,6 @@ class RecordingKfpServer:
 
 
 @pytest.fixture
-def kfp_home(tmp_path, monkeypatch):
-    """A HOME with no kfp context, and no KF_PIPELINES_* settings of the user."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    for name in ("KF_PIPELINES_ENDPOINT", "KF_PIPELINES_UI_ENDPOINT", "KF_PIPELINES_IAP_OAUTH2_CLIENT_ID",
-                 "KF_PIPELINES_APP_OAUTH2_CLIENT_ID", "KF_PIPELINES_APP_OAUTH2_CLIENT_SECRET",
-                 "KF_PIPELINES_DEFAULT_EXPERIMENT_NAME", "KF_PIPELINES_OVERRIDE_EXPERIMENT_NAME"):
-        monkeypatch.delenv(name, raising=False)
-    import kfp
-
-    # kfp resolves ~/.config/kfp/context.json when it is imported, not per client.
-    monkeypatch.setattr(kfp.Client, "_LOCAL_KFP_CONTEXT", str(home / ".config" / "kfp" / "context.json"))
-    return home
-
-
-@pytest.fixture
 def kfp_server(kfp_home):
     with RecordingKfpServer() as server:
         yield server

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from flowers.config import TRAINING_CONFIG_KEY
 from flowers.kubeflow import client as kfp_client
 from flowers.kubeflow import runner
-from flowers.kubeflow.cli import kubeflow
+from flowers.cli.kubeflow import kubeflow
 from flowers.config import PipelineConfig
 
 OUTPUT_DIR = "gs://flowers-test/kfp"
@@ -88,7 +88,7 @@ def test_schedule_creates_a_recurring_run_from_the_cron_expression(kfp_server, t
     assert job["runtime_config"]["pipeline_root"] == f"{OUTPUT_DIR}/tfx"
     parameters = job["runtime_config"]["parameters"]
     assert '"lower_bound": 0.8' in parameters["eval_config"]
-    assert parameters == runner.runtime_values(PipelineConfig(output_dir=OUTPUT_DIR, min_accuracy=0.8))
+    assert parameters == runner.runtime_values(PipelineConfig(output_dir=OUTPUT_DIR).override({"gates.min_accuracy": 0.8}))
     assert job["experiment_id"] == kfp_server.experiments["retraining"]["experiment_id"]
     assert "cron '0 0 3 * * 1'" in result.output
 
@@ -147,12 +147,12 @@ def test_unreachable_endpoint_is_a_clean_message(kfp_home, tmp_path):
 
 
 def test_registered_on_the_main_cli():
-    from flowers.pipeline.cli import cli
+    from flowers.cli.main import cli
 
     assert cli.commands["kubeflow"] is kubeflow
     assert isinstance(kubeflow, click.Group) and set(kubeflow.commands) == {"compile", "preflight", "submit", "schedule", "runs"}
     env = {**os.environ, "PYTHONPATH": ""}
-    done = subprocess.run([sys.executable, "-m", "flowers.pipeline.cli", "kubeflow", "--help"], capture_output=True, text=True, env=env)
+    done = subprocess.run([sys.executable, "-m", "flowers.cli.main", "kubeflow", "--help"], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert "schedule" in done.stdout
 
@@ -234,7 +234,7 @@ def test_compiling_a_gs_data_root_without_credentials_fails_in_seconds(no_google
     package = tmp_path / "p.yaml"
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "flowers.pipeline.cli", "kubeflow", "compile", *pipeline_args(package),
+        [sys.executable, "-m", "flowers.cli.main", "kubeflow", "compile", *pipeline_args(package),
          "--data-root", "gs://flowers-test/data"],
         capture_output=True, text=True, env=no_google_credentials, timeout=120,
     )

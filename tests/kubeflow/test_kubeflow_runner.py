@@ -15,11 +15,12 @@ from tfx import v1 as tfx
 
 from flowers.components.evaluation import eval_config
 from flowers.config import TRAINING_CONFIG_KEY
+from flowers.data import layout
 from flowers.kubeflow import runner
 from flowers.config import CURATED_SCHEMA, SAMPLE_DATA, PipelineConfig, TrainingConfig
 from flowers.pipeline.pipeline import create_components, create_pipeline
 
-CONFIG = PipelineConfig(output_dir="gs://flowers-test/run", image="registry.example/flowers:test")
+CONFIG = PipelineConfig(output_dir="gs://flowers-test/run").override({"kubeflow.image": "registry.example/flowers:test"})
 DATAFLOW = ("--runner=DataflowRunner", "--project=my-project", "--region=europe-west4", "--temp_location=gs://flowers-test/tmp")
 RUN_EXECUTOR = ["python", "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]
 
@@ -64,7 +65,7 @@ def test_spec_parses_with_kfp_pipeline_spec_protos(package, spec):
 def test_every_local_component_is_a_task_with_the_same_dependencies(tmp_path, tune, warm_start):
     config = CONFIG.override({"tune": tune, "warm_start": warm_start})
     spec = compile_to(config, tmp_path / "p.yaml")
-    local = create_pipeline(config).components  # what the local runner runs
+    local = create_pipeline(layout.resolve(config)).components  # what the local runner runs
     resolvers = {c.id for c in local if isinstance(c, tfx.dsl.Resolver)}
     # Only a warm start needs TFX's latest-blessed-model Resolver.
     assert resolvers == ({"latest_blessed_model_resolver"} if warm_start else set())
@@ -82,9 +83,9 @@ def test_every_local_component_is_a_task_with_the_same_dependencies(tmp_path, tu
 def test_every_container_runs_the_configured_image_and_beam_args(spec):
     assert len(containers(spec)) == len(tasks(spec))  # no resolver queries without a warm start
     for name, container in containers(spec).items():
-        assert container["image"] == CONFIG.image, name
+        assert container["image"] == CONFIG.kubeflow.image, name
         assert container["command"] == RUN_EXECUTOR, name
-        assert container["args"][-len(CONFIG.beam_args):] == list(CONFIG.beam_args), name
+        assert container["args"][-len(CONFIG.run.beam_args):] == list(CONFIG.run.beam_args), name
 
 
 def test_runtime_parameters_carry_the_local_values_as_defaults(spec):
@@ -102,7 +103,7 @@ def test_runtime_parameters_carry_the_local_values_as_defaults(spec):
     assert gate == eval_config(CONFIG)
 
     # Exactly what the local pipeline hands these components.
-    local = {c.id: c for c in create_components(CONFIG)}
+    local = {c.id: c for c in create_components(layout.resolve(CONFIG))}
     assert local["ImportExampleGen"].exec_properties["input_base"] == SAMPLE_DATA
     assert local["Trainer"].exec_properties["custom_config"] == defaults["trainer_config"]
     assert local["Evaluator"].exec_properties["eval_config"] == defaults["eval_config"]
@@ -196,22 +197,26 @@ def test_default_resources_for_trainer_transform_and_evaluator(spec):
     found = resources(spec)
     assert set(found) == {"Trainer_executor", "Transform_executor", "Evaluator_executor"}
     trainer = found["Trainer_executor"]
-    assert (trainer.cpu_request, trainer.cpu_limit) == (CONFIG.trainer_cpu, CONFIG.trainer_cpu_limit) == (4, 8)
-    assert (trainer.memory_request, trainer.memory_limit) == (CONFIG.trainer_memory_gb, CONFIG.trainer_memory_limit_gb) == (8, 16)
+    wanted = CONFIG.kubeflow.resources["trainer"]
+    assert (trainer.cpu_request, trainer.cpu_limit) == (wanted.cpu, wanted.cpu_limit) == (4, 8)
+    assert (trainer.memory_request, trainer.memory_limit) == (wanted.memory_gb, wanted.memory_limit_gb) == (8, 16)
     assert not trainer.HasField("accelerator")  # no GPU unless asked for
     for label, prefix in (("Transform_executor", "transform"), ("Evaluator_executor", "evaluator")):
         got = found[label]
         assert (got.cpu_request, got.cpu_limit, got.memory_request, got.memory_limit) == tuple(
-            getattr(CONFIG, f"{prefix}_{name}") for name in ("cpu", "cpu_limit", "memory_gb", "memory_limit_gb")
+            getattr(CONFIG.kubeflow.resources[prefix], name) for name in ("cpu", "cpu_limit", "memory_gb", "memory_limit_gb")
         )
 
 
 def test_resource_settings_reach_the_spec(tmp_path):
     config = CONFIG.override(
         {
-            "trainer_accelerator": "NVIDIA_TESLA_T4", "trainer_accelerator_count": "2",
-            "trainer_cpu": "6", "trainer_cpu_limit": "0", "trainer_memory_gb": "30", "trainer_memory_limit_gb": "30",
-            "tune": "true",
+            "kubeflow.resources.trainer.accelerator": "NVIDIA_TESLA_T4",
+            "kubeflow.resources.trainer.accelerator_count": "2",
+            "kubeflow.resources.trainer.cpu": "6", "kubeflow.resources.trainer.cpu_limit": "0",
+            "kubeflow.resources.trainer.memory_gb": "30", "kubeflow.resources.trainer.memory_limit_gb": "30",
+            "run.tune": "true",
+            # a flat name of earlier releases still works
             "transform_cpu": "0", "transform_cpu_limit": "0", "transform_memory_gb": "0", "transform_memory_limit_gb": "0",
         }
     )
@@ -226,9 +231,17 @@ def test_resource_settings_reach_the_spec(tmp_path):
 @pytest.mark.parametrize(
     "values, message",
     [
-        ({"trainer_cpu": "8", "trainer_cpu_limit": "4"}, "trainer_cpu_limit=4.0 is below trainer_cpu=8.0"),
-        ({"evaluator_memory_limit_gb": "1"}, "evaluator_memory_limit_gb=1.0 is below evaluator_memory_gb"),
-        ({"trainer_accelerator": "TPU_V9"}, "trainer_accelerator='TPU_V9': allowed one of none, nvidia.com/gpu"),
+        (
+            {"kubeflow.resources.trainer.cpu": "8", "kubeflow.resources.trainer.cpu_limit": "4"},
+            "kubeflow.resources.trainer.cpu_limit=4.0 is below kubeflow.resources.trainer.cpu=8.0",
+        ),
+        ({"evaluator_memory_limit_gb": "1"}, "evaluator.memory_limit_gb=1.0 is below kubeflow.resources.evaluator.memory_gb"),
+        (
+            {"kubeflow.resources.trainer.accelerator": "TPU_V9"},
+            "kubeflow.resources.trainer.accelerator='TPU_V9': allowed one of none, nvidia.com/gpu",
+        ),
+        ({"kubeflow.resources.gpu_pool.cpu": "1"}, "kubeflow.resources.gpu_pool: unknown component"),
+        ({"kubeflow.resources.trainer.cores": "1"}, "unknown setting.*kubeflow.resources.trainer.cores"),
         ({"trainer_accelerator_count": "0"}, "out of range"),
         ({"transform_cpu": "-1"}, "out of range"),
     ],
@@ -245,7 +258,7 @@ def test_custom_validations_compile_as_json_for_their_executor(spec):
 
     validator = tasks(spec)["ExampleValidator"]["inputs"]["parameters"]["custom_validation_config"]
     compiled = json_format.Parse(validator["runtimeValue"]["constant"], custom_validation_config_pb2.CustomValidationConfig())
-    assert compiled == gates.custom_validations(CONFIG.min_class_examples)
+    assert compiled == gates.custom_validations(CONFIG.gates.min_class_examples)
     executor = containers(spec)["ExampleValidator_executor"]
     assert executor["args"][:2] == ["--executor_class_path", "flowers.kubeflow.executors.ExampleValidatorExecutor"]
 
@@ -269,7 +282,7 @@ def test_the_validator_executor_hands_tfx_the_proto(monkeypatch):
 def test_a_span_window_is_refused_with_the_reason(tmp_path):
     import pytest
 
-    config = PipelineConfig(output_dir="gs://bucket/flowers", span_window=2)
+    config = PipelineConfig(output_dir="gs://bucket/flowers").override({"data.span_window": 2})
     with pytest.raises(ValueError, match="span_window=2: .*cannot compile"):
         runner.compile_pipeline(config, str(tmp_path / "flowers.yaml"))
 

@@ -51,7 +51,7 @@ def compiled(tmp_path_factory):
 
 def flowers_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "flowers.pipeline.cli", "kubeflow", *args], capture_output=True, text=True, timeout=3600
+        [sys.executable, "-m", "flowers.cli.main", "kubeflow", *args], capture_output=True, text=True, timeout=3600
     )
 
 

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from conftest import IN_PROCESS_BEAM
 from flowers import features, outcome
-from flowers.pipeline import results
+from flowers.runs import results
 from flowers.config import PipelineConfig
 from samples import sample_examples
 
@@ -57,7 +57,7 @@ def refused_runs(tmp_path_factory):
         root = write_root(base / "data", spoil(sample_examples(60)))
         out = str(base / "out")
         started[name] = (out, subprocess.Popen(
-            [sys.executable, "-m", "flowers.pipeline.cli", "run", "--data-root", root, "--output-dir", out, "--set", "report=false", *IN_PROCESS_BEAM],
+            [sys.executable, "-m", "flowers.cli.main", "run", "--data-root", root, "--output-dir", out, "--set", "report=false", *IN_PROCESS_BEAM],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         ))
     return {name: (out, *p.communicate(timeout=900), p.returncode) for name, (out, p) in started.items()}

@@ -2,13 +2,14 @@
 from flowers.components.evaluation import eval_config
 
 from flowers.config import PipelineConfig
+from flowers.data import layout
 from flowers.pipeline.pipeline import create_components
 
 CHAIN = ["ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "DataGate", "Transform", "Trainer", "Evaluator", "Pusher"]
 
 
 def by_id(config):
-    return {c.id: c for c in create_components(config)}
+    return {c.id: c for c in create_components(layout.resolve(config))}
 
 
 def gate(config):
@@ -21,18 +22,18 @@ def test_default_chain_compares_with_the_newest_pushed_model_without_a_resolver(
     assert set(components) == set(CHAIN) | {"LatestPushedModel"}
     assert components["Evaluator"].inputs["baseline_model"].producer_component_id == "LatestPushedModel"
     assert components["LatestPushedModel"].exec_properties["push_destination"] == PipelineConfig().serving_dir
-    threshold = gate(PipelineConfig(min_accuracy=0.8, max_accuracy_drop=0.02))
+    threshold = gate(PipelineConfig().override({"gates.min_accuracy": 0.8, "gates.max_accuracy_drop": 0.02}))
     assert threshold.value_threshold.lower_bound.value == 0.8
     assert threshold.change_threshold.absolute.value < -0.02 + 1e-9
 
 
 def test_without_baseline_there_is_no_baseline_and_no_change_gate():
-    config = PipelineConfig(compare_to_blessed=False)
+    config = PipelineConfig().override({"gates.compare_to_blessed": False})
     components = by_id(config)
     assert set(components) == set(CHAIN)
     assert "baseline_model" not in components["Evaluator"].inputs
     assert not gate(config).HasField("change_threshold")
-    assert gate(config).value_threshold.lower_bound.value == config.min_accuracy
+    assert gate(config).value_threshold.lower_bound.value == config.gates.min_accuracy
 
 
 def test_transform_keeps_only_the_graph():
@@ -43,7 +44,7 @@ def test_transform_keeps_only_the_graph():
 
 
 def test_tune_adds_the_tuner_before_the_trainer():
-    components = by_id(PipelineConfig(tune=True))
+    components = by_id(PipelineConfig().override({"run.tune": True}))
     assert "Tuner" in components
     assert components["Trainer"].inputs["hyperparameters"].producer_component_id == "Tuner"
 
@@ -63,7 +64,7 @@ def test_every_span_by_default_a_rolling_window_when_asked(tmp_path):
     every = by_id(PipelineConfig())
     assert "span-*/" in str(every["ImportExampleGen"].exec_properties["input_config"])
     (tmp_path / "span-1").mkdir()
-    window = by_id(PipelineConfig(data_root=str(tmp_path), span_window=2))
+    window = by_id(PipelineConfig().override({"data.data_root": str(tmp_path), "data.span_window": 2}))
     assert "span-{SPAN}/" in str(window["ImportExampleGen"].exec_properties["input_config"])
     assert window["Trainer"].inputs["examples"] is not window["ImportExampleGen"].outputs["examples"]
 
@@ -76,5 +77,5 @@ def test_splits_train_validation_eval():
 
 
 def test_warm_start_feeds_the_latest_blessed_model_to_the_trainer():
-    components = by_id(PipelineConfig(warm_start=True))
+    components = by_id(PipelineConfig().override({"run.warm_start": True}))
     assert components["Trainer"].inputs["base_model"].producer_component_id == "latest_blessed_model_resolver"

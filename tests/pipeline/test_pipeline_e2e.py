@@ -15,7 +15,9 @@ import tensorflow as tf
 from conftest import TINY_RUN_SETTINGS, flowers_cli
 from flowers import features, outcome
 from flowers.components.trainer import HISTORY_FILE
-from flowers.pipeline import results, serving, supervisor
+from flowers.pipeline import supervisor
+from flowers.runs import results, predict
+from flowers.data import layout
 from flowers.pipeline.pipeline import create_components
 
 pytestmark = pytest.mark.slow
@@ -26,7 +28,7 @@ def test_every_component_ran_once_and_completed(pipeline_run):
     store = results.store_for(config)
     (run_id,) = results.run_ids(store)
     summary = results.summarize(store, run_id)
-    expected = {c.id for c in create_components(config)}
+    expected = {c.id for c in create_components(layout.resolve(config))}
     assert set(summary.executions) == expected
     assert set(summary.executions.values()) == {"COMPLETE"}
     context = store.get_context_by_type_and_name(results.RUN_CONTEXT, run_id)
@@ -37,7 +39,7 @@ def test_model_was_blessed_and_pushed_into_a_versioned_dir(pipeline_run):
     config, done = pipeline_run
     summary = results.summarize(results.store_for(config), results.run_ids(results.store_for(config))[0])
     assert summary.state == "pushed" and summary.blessed
-    assert summary.accuracy >= config.min_accuracy
+    assert summary.accuracy >= config.gates.min_accuracy
     assert summary.eval_examples > 0
     assert set(summary.per_class_recall) == set(features.CLASS_NAMES)
     assert os.path.dirname(summary.pushed_to) == os.path.abspath(config.serving_dir)
@@ -65,7 +67,7 @@ def test_terminal_shows_progress_not_library_noise(pipeline_run):
 
 def test_pushed_model_classifies_raw_jpeg_bytes(pipeline_run, sample_jpeg):
     config, _ = pipeline_run
-    model = tf.saved_model.load(serving.newest_pushed_model(config))
+    model = tf.saved_model.load(predict.newest_pushed_model(config))
     out = model.signatures[features.BYTES_SIGNATURE](**{features.SERVING_BYTES_INPUT: tf.constant([sample_jpeg, sample_jpeg])})
     probabilities = out[features.PROBABILITIES_OUTPUT].numpy()
     assert probabilities.shape == (2, features.NUM_CLASSES)
@@ -75,7 +77,7 @@ def test_pushed_model_classifies_raw_jpeg_bytes(pipeline_run, sample_jpeg):
 
 def test_examples_signature_agrees_with_bytes_signature(pipeline_run, sample_jpeg):
     config, _ = pipeline_run
-    model = tf.saved_model.load(serving.newest_pushed_model(config))
+    model = tf.saved_model.load(predict.newest_pushed_model(config))
     example = tf.train.Example(
         features=tf.train.Features(
             feature={features.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[sample_jpeg]))}
@@ -115,7 +117,7 @@ def test_predict_reports_each_bad_file_and_still_classifies_the_good_ones(pipeli
     assert done.returncode == outcome.FAILED and "2 of 4 file(s) could not be classified" in done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert [r["file"] for r in rows] == [good, str(text), good2, str(empty)]
-    version = os.path.basename(serving.newest_pushed_model(config))
+    version = os.path.basename(predict.newest_pushed_model(config))
     assert {r["model_version"] for r in rows} == {version}
     assert rows[0]["class"] in features.CLASS_NAMES and rows[2]["class"] in features.CLASS_NAMES
     assert sum(rows[0]["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
@@ -159,7 +161,7 @@ def test_a_model_below_the_gate_exits_3_and_is_not_pushed(refused_run):
     # ... but not the baseline: it is what was pushed since, read afresh.
     assert second.executions["LatestPushedModel"] == "COMPLETE"
     assert second.baseline_version == os.path.basename(first_push)
-    assert serving.newest_pushed_model(config) == first_push
+    assert predict.newest_pushed_model(config) == first_push
     assert os.listdir(config.serving_dir) == [os.path.basename(first_push)]
     rows = [json.loads(line) for line in flowers_cli("history", "--output-dir", config.output_dir, "--json").stdout.splitlines()]
     assert rows[1]["state"] == "refused" and rows[1]["gate_failures"]
@@ -169,7 +171,7 @@ def test_a_second_run_is_refused_and_sigint_stops_the_first_without_a_push(pipel
     config, _ = pipeline_run
     pushed_before = sorted(os.listdir(config.serving_dir))
     first = subprocess.Popen(
-        [sys.executable, "-m", "flowers.pipeline.cli", "run", "--output-dir", config.output_dir, "--no-cache", *TINY_RUN_SETTINGS],
+        [sys.executable, "-m", "flowers.cli.main", "run", "--output-dir", config.output_dir, "--no-cache", *TINY_RUN_SETTINGS],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     seen = []

@@ -13,7 +13,7 @@ import tensorflow as tf
 from conftest import IN_PROCESS_BEAM, flowers_cli
 from flowers import outcome
 from flowers.config import PipelineConfig
-from flowers.pipeline import results
+from flowers.runs import results
 from samples import sample_examples
 
 pytestmark = pytest.mark.slow

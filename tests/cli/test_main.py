@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from flowers.pipeline.cli import main
+from flowers.cli.main import main
 
 
 def run_cli(capsys, *args):
@@ -69,7 +69,7 @@ def test_bad_settings_are_refused_at_once_by_name(args, named, tmp_path):
     """As a user runs it: a fresh process, refused before TensorFlow loads."""
     start = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "flowers.pipeline.cli", "run", "--output-dir", str(tmp_path / "out"), *args],
+        [sys.executable, "-m", "flowers.cli.main", "run", "--output-dir", str(tmp_path / "out"), *args],
         capture_output=True, text=True, timeout=60,
     )
     seconds = time.monotonic() - start

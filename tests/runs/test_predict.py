@@ -19,8 +19,8 @@ import tensorflow as tf
 
 from flowers import features, outcome
 from flowers.config import PipelineConfig
-from flowers.pipeline import serving
-from flowers.pipeline.cli import main
+from flowers.runs import predict
+from flowers.cli.main import main
 
 IN_MEMORY = "--beam-arg=--direct_running_mode=in_memory"
 
@@ -28,7 +28,7 @@ IN_MEMORY = "--beam-arg=--direct_running_mode=in_memory"
 def flowers_cli(*args: str) -> subprocess.CompletedProcess:
     """`flowers ...` in a fresh process, as a user runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "flowers.pipeline.cli", *args], capture_output=True, text=True, timeout=1500
+        [sys.executable, "-m", "flowers.cli.main", *args], capture_output=True, text=True, timeout=1500
     )
 
 
@@ -84,7 +84,7 @@ def folder(tmp_path, photos_dir) -> str:
 
 
 def test_folders_are_walked_recursively_for_image_files(folder):
-    paths, passed_over = serving.list_images([folder])
+    paths, passed_over = predict.list_images([folder])
     names = [os.path.relpath(p, folder) for p in paths]
     assert len(names) == 17 and names == sorted(names)
     assert "daisy/broken.jpg" in names and "more/deeper/flat.PNG" in names
@@ -94,29 +94,29 @@ def test_folders_are_walked_recursively_for_image_files(folder):
 def test_named_files_are_kept_in_order_whatever_their_name(folder):
     text = os.path.join(folder, "notes.txt")
     photo = os.path.join(folder, "roses", "photo1.jpg")
-    assert serving.list_images([text, photo]) == ([text, photo], 0)
+    assert predict.list_images([text, photo]) == ([text, photo], 0)
     with pytest.raises(FileNotFoundError, match="no-such"):
-        serving.list_images([os.path.join(folder, "no-such.jpg")])
+        predict.list_images([os.path.join(folder, "no-such.jpg")])
 
 
 def test_batches_are_halved_around_a_bad_file(stub_model, folder, monkeypatch):
     """Every file gets its row, in order; the good files of a batch holding a
     bad one are still classified in batches, not one by one."""
     calls = []
-    real_load = serving.load
+    real_load = predict.load
 
     def counting_load(model_dir):
         signature = real_load(model_dir)
 
-        def predict(**inputs):
+        def counted(**inputs):
             calls.append(int(inputs[features.SERVING_BYTES_INPUT].shape[0]))
             return signature(**inputs)
 
-        return predict
+        return counted
 
-    monkeypatch.setattr(serving, "load", counting_load)
-    paths, _ = serving.list_images([folder])
-    rows = list(serving.predict_files(stub_model, paths, batch_size=8))
+    monkeypatch.setattr(predict, "load", counting_load)
+    paths, _ = predict.list_images([folder])
+    rows = list(predict.predict_files(stub_model, paths, batch_size=8))
     assert [r["file"] for r in rows] == paths
     bad = [r for r in rows if "error" in r]
     assert [r["file"] for r in bad] == [os.path.join(folder, "daisy", "broken.jpg")]
@@ -128,7 +128,7 @@ def test_batches_are_halved_around_a_bad_file(stub_model, folder, monkeypatch):
     # 17 files in batches of 8: [8 (fails), 4, 4 (fails), 2, 2 (fails), 1, 1 (fails)], 8, 1.
     assert calls[0] == 8 and sum(1 for c in calls if c == 1) <= 3 and len(calls) <= 12
     # Batching does not change what a file gets.
-    alone = {r["file"]: r for r in serving.predict_files(stub_model, paths, batch_size=1)}
+    alone = {r["file"]: r for r in predict.predict_files(stub_model, paths, batch_size=1)}
     for row in good:
         assert row["class"] == alone[row["file"]]["class"]
         assert row["confidence"] == pytest.approx(alone[row["file"]]["confidence"], abs=1e-6)
@@ -139,7 +139,7 @@ def test_an_unreadable_file_is_a_row(stub_model, tmp_path, sample_jpeg):
     good.write_bytes(sample_jpeg)
     locked = tmp_path / "locked"
     locked.mkdir()  # a folder named as a file cannot be read as one
-    rows = list(serving.predict_files(stub_model, [str(good), str(locked)]))
+    rows = list(predict.predict_files(stub_model, [str(good), str(locked)]))
     assert "class" in rows[0] and rows[1]["error"].startswith(("cannot read the file", "not a readable image"))
 
 
@@ -150,8 +150,8 @@ def test_cli_writes_csv_with_a_progress_bar_and_exits_1_for_a_bad_file(stub_mode
     assert "classifying" in printed.err and "passed over 2 file(s)" in printed.err
     assert "1 of 17 file(s) could not be classified" in printed.err and "Traceback" not in printed.err
     assert printed.out == ""
-    rows = serving.read_rows(str(out))
-    assert list(rows[0]) == list(serving.CSV_COLUMNS) and len(rows) == 17
+    rows = predict.read_rows(str(out))
+    assert list(rows[0]) == list(predict.CSV_COLUMNS) and len(rows) == 17
     assert [r["file"] for r in rows if r["error"]] == [os.path.join(folder, "daisy", "broken.jpg")]
     for row in (r for r in rows if not r["error"]):
         probabilities = [float(row[f"p_{name}"]) for name in features.CLASS_NAMES]
@@ -181,10 +181,10 @@ def test_beam_job_writes_the_same_rows(stub_model, folder, tmp_path, capsys):
     )
     assert code == outcome.FAILED, printed.err[-3000:]
     assert "wrote 17 row(s)" in printed.err and "1 of 17 file(s) could not be classified" in printed.err
-    from_beam = {r["file"]: r for r in serving.read_rows(str(out))}
-    paths, _ = serving.list_images([folder])
+    from_beam = {r["file"]: r for r in predict.read_rows(str(out))}
+    paths, _ = predict.list_images([folder])
     assert sorted(from_beam) == sorted(paths)
-    here = {r["file"]: r for r in serving.predict_files(stub_model, paths)}
+    here = {r["file"]: r for r in predict.predict_files(stub_model, paths)}
     for path, row in from_beam.items():
         assert ("error" in row) == ("error" in here[path])
         if "error" not in row:
@@ -197,7 +197,7 @@ def test_beam_job_csv_has_one_header(stub_model, folder, tmp_path, capsys):
     code, _ = run_cli(capsys, "predict", folder, "--model", stub_model, "--out", str(out), "--beam", IN_MEMORY)
     assert code == outcome.FAILED
     lines = out.read_text().splitlines()
-    assert lines[0] == serving.csv_header() and lines.count(lines[0]) == 1 and len(lines) == 18
+    assert lines[0] == predict.csv_header() and lines.count(lines[0]) == 1 and len(lines) == 18
 
 
 # ---------------------------------------------------------------------------
@@ -217,7 +217,7 @@ def pushed_model(request, tmp_path_factory) -> str:
         )
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         config = PipelineConfig(output_dir=out)
-    return serving.newest_pushed_model(config)
+    return predict.newest_pushed_model(config)
 
 
 @pytest.mark.slow
@@ -227,13 +227,13 @@ def test_pushed_model_over_a_folder_in_process_and_with_beam(pushed_model, folde
     done = flowers_cli("predict", folder, "--out", str(csv_out), "--model", pushed_model, "--batch-size", "5")
     assert done.returncode == outcome.FAILED, done.stderr[-3000:]
     assert "1 of 17 file(s) could not be classified" in done.stderr and "Traceback" not in done.stderr
-    rows = {r["file"]: r for r in serving.read_rows(str(csv_out))}
+    rows = {r["file"]: r for r in predict.read_rows(str(csv_out))}
     version = os.path.basename(pushed_model)
     assert {r["model_version"] for r in rows.values()} == {version}
     assert [f for f, r in rows.items() if r["error"]] == [os.path.join(folder, "daisy", "broken.jpg")]
     done = flowers_cli("predict", folder, "--out", str(beam_out), "--model", pushed_model, "--beam", IN_MEMORY)
     assert done.returncode == outcome.FAILED, done.stderr[-3000:]
-    from_beam = {r["file"]: r for r in serving.read_rows(str(beam_out))}
+    from_beam = {r["file"]: r for r in predict.read_rows(str(beam_out))}
     assert sorted(from_beam) == sorted(rows)
     for path, row in from_beam.items():
         if "error" in row:

@@ -19,7 +19,7 @@ def config_options(fn):
         click.option("--min-accuracy", type=float, help="Evaluator gate: lowest eval accuracy to bless (0..1)."),
         click.option(
             "--set", "settings", multiple=True, metavar="KEY=VALUE",
-            help="Any configuration field, e.g. --set head=flatten (README: Settings).",
+            help="Any setting as section.field=value, e.g. --set training.head=flatten (docs/settings.md).",
         ),
     ]
     for option in reversed(options):
@@ -29,7 +29,8 @@ def config_options(fn):
 
 def build_config(data_root=None, output_dir=None, epochs=None, min_accuracy=None, settings: Sequence[str] = ()) -> PipelineConfig:
     """The defaults, then the named options, then each --set in order."""
-    values = {k: v for k, v in dict(data_root=data_root, output_dir=output_dir, epochs=epochs, min_accuracy=min_accuracy).items() if v is not None}
+    named = {"data.data_root": data_root, "output_dir": output_dir, "training.epochs": epochs, "gates.min_accuracy": min_accuracy}
+    values = {k: v for k, v in named.items() if v is not None}
     for item in settings:
         key, sep, value = item.partition("=")
         if not sep:

@@ -17,7 +17,7 @@ from typing import Sequence
 import click
 
 from flowers.kubeflow.client import DEFAULT_EXPERIMENT, KubeflowError  # light: kfp loads on use
-from flowers.pipeline.options import build_config, config_options
+from flowers.cli.options import build_config, config_options
 
 
 @click.group()
@@ -82,9 +82,9 @@ def config_from_env():
 def _config(image, beam_args, **options):
     config = build_config(**options)
     if image:
-        config = config.override({"image": image})
+        config = config.override({"kubeflow.image": image})
     if beam_args:
-        config = config.override({"beam_args": tuple(beam_args)})
+        config = config.override({"run.beam_args": tuple(beam_args)})
     return config
 
 
@@ -137,7 +137,7 @@ def _kubeflow_errors(fn):
 def compile_command(package: str, image, beam_args, **options) -> None:
     """Compile the pipeline into a KFP v2 pipeline spec (KubeflowV2DagRunner)."""
     config, values = _compile(package, image, beam_args, **options)
-    click.echo(f"wrote {package} (pipeline {config.pipeline_name}, image {config.image})")
+    click.echo(f"wrote {package} (pipeline {config.pipeline_name}, image {config.kubeflow.image})")
     click.echo(f"pipeline root: {config.pipeline_root}")
     click.echo(f"runtime parameters: {', '.join(values)}")
 

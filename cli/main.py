@@ -1,5 +1,5 @@
 """The `flowers` command line: the root group, thin commands over the modules
-below it, and the `kubeflow` group registered from flowers.kubeflow.cli.
+below it, and the `kubeflow` group registered from flowers.cli.kubeflow.
 
 Imports only light modules at load time (click, the config): a bad setting is
 refused before TensorFlow or TFX is imported.
@@ -13,11 +13,11 @@ from typing import Sequence
 
 import click
 
-from flowers import outcome
-from flowers.config import DEFAULT_SHARDS, PipelineConfig
-from flowers.kubeflow.cli import kubeflow
-from flowers.pipeline.options import build_config, config_options
-from flowers.pipeline.supervisor import OutputDirBusy
+from flowers import outcome, outputs
+from flowers.config import DEFAULT_SHARDS, DataConfig, PipelineConfig, bounds
+from flowers.cli.kubeflow import kubeflow
+from flowers.cli.options import build_config, config_options
+from flowers.outputs import OutputDirBusy
 
 # Errors a user can act on (bad settings and input files, an unreadable or
 # busy output dir): one message and exit code 2, never a stack trace.
@@ -64,7 +64,8 @@ def run(no_cache: bool, tune: bool, verbose: bool, **options) -> None:
 
 def run_and_report(config: PipelineConfig, verbose: bool = False) -> int:
     """Run under the supervisor, print the run's summary; the exit code."""
-    from flowers.pipeline import results, supervisor
+    from flowers.pipeline import supervisor
+    from flowers.runs import results
 
     result = supervisor.run(config, echo=click.echo, verbose=verbose)
     if result.summary is not None:
@@ -80,11 +81,12 @@ def run_and_report(config: PipelineConfig, verbose: bool = False) -> int:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per run.")
 def history(output_dir: str, as_json: bool) -> None:
     """Past runs from ML Metadata: state, accuracy and where each model went."""
-    from flowers.pipeline import results, supervisor
+    from flowers.pipeline import supervisor
+    from flowers.runs import results
 
     config = PipelineConfig(output_dir=output_dir)
     store = results.store_for(config)
-    live = supervisor.RunLock.live_run(output_dir)
+    live = outputs.RunLock.live_run(output_dir)
     if not as_json:
         click.echo(results.HISTORY_HEADER)
     for run_id in results.run_ids(store):
@@ -103,7 +105,7 @@ def report(run_id: str | None, output_dir: str) -> None:
     """Write the HTML report of a run (default: the newest) into its folder
     under OUTPUT_DIR/runs/ and print its path: data, training curves,
     confusion matrix, gates, wrong eval images, settings, times."""
-    from flowers.pipeline import report as run_report
+    from flowers.runs import report as run_report
 
     click.echo(run_report.write_report(PipelineConfig(output_dir=output_dir), run_id))
 
@@ -124,39 +126,39 @@ def predict(inputs: tuple[str, ...], model_dir: str | None, output_dir: str, out
     lines or CSV, to stdout or --out; a file that cannot be read as an image
     gets a row with an "error" and the others are still classified."""
     from flowers.config import LOCAL_BEAM_ARGS
-    from flowers.pipeline import serving
+    from flowers.runs import predict
 
     if beam and not out_file:
         raise click.UsageError("--beam writes its rows to a file: give --out")
-    model_dir = model_dir or serving.newest_pushed_model(PipelineConfig(output_dir=output_dir))
-    paths, passed_over = serving.list_images(inputs)
+    model_dir = model_dir or predict.newest_pushed_model(PipelineConfig(output_dir=output_dir))
+    paths, passed_over = predict.list_images(inputs)
     if passed_over:
         click.echo(f"passed over {passed_over} file(s) without an image extension in the folder(s)", err=True)
-    fmt = serving.format_for(out_file, fmt)
+    fmt = predict.format_for(out_file, fmt)
     if beam:
-        rows, failed = serving.predict_with_beam(model_dir, paths, out_file, fmt, beam_args or LOCAL_BEAM_ARGS, batch_size)
+        rows, failed = predict.predict_with_beam(model_dir, paths, out_file, fmt, beam_args or LOCAL_BEAM_ARGS, batch_size)
         click.echo(f"wrote {rows} row(s) to {out_file}", err=True)
     else:
-        rows, failed = _predict_rows(serving, model_dir, paths, out_file, fmt, batch_size)
+        rows, failed = _predict_rows(predict, model_dir, paths, out_file, fmt, batch_size)
     if failed:
         click.echo(f"{failed} of {rows} file(s) could not be classified", err=True)
         sys.exit(outcome.FAILED)
 
 
-def _predict_rows(serving, model_dir: str, paths: list[str], out_file: str | None, fmt: str, batch_size: int) -> tuple[int, int]:
+def _predict_rows(predict, model_dir: str, paths: list[str], out_file: str | None, fmt: str, batch_size: int) -> tuple[int, int]:
     """Rows to stdout, or to `out_file` under a progress bar (stderr); (rows, failed)."""
     rows = failed = 0
     out = open(out_file, "w", newline="") if out_file else None
     try:
         write = (lambda line: out.write(line + "\n")) if out else click.echo
         if fmt == "csv":
-            write(serving.csv_header())
-        predictions = serving.predict_files(model_dir, paths, batch_size)
+            write(predict.csv_header())
+        predictions = predict.predict_files(model_dir, paths, batch_size)
         with click.progressbar(length=len(paths), label="classifying", file=sys.stderr) if out else _no_bar() as bar:
             for row in predictions:
                 rows += 1
                 failed += "error" in row
-                write(serving.format_row(row, fmt))
+                write(predict.format_row(row, fmt))
                 bar.update(1)
     finally:
         if out:
@@ -195,7 +197,7 @@ def shard_options(fn):
     """Shard-writing options shared by `data convert` and `data add-span`."""
     fn = click.option("--shards", default=DEFAULT_SHARDS, show_default=True, type=click.IntRange(1, 10000), help="Number of TFRecord shards.")(fn)
     return click.option(
-        "--image-size", default=PipelineConfig.image_size, show_default=True, type=click.IntRange(32, 1024),
+        "--image-size", default=DataConfig.image_size, show_default=True, type=click.IntRange(*bounds(DataConfig, "image_size")),
         help="Side of the square crop, in pixels.",
     )(fn)
 

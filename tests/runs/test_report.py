@@ -15,8 +15,8 @@ import pytest
 
 from conftest import flowers_cli
 from flowers import features, outcome
-from flowers.pipeline import report, results
-from flowers.pipeline.cli import main
+from flowers.runs import report, results
+from flowers.cli.main import main
 
 SAMPLE_EXAMPLES = 250  # data/sample: 50 photos per class
 

@@ -28,12 +28,12 @@ import os
 import shlex
 from typing import Callable
 
-from flowers import features
+from flowers import features, outputs
 from flowers.config import TRAINING_CONFIG_KEY, PipelineConfig
-from flowers.pipeline import results
+from flowers.runs import results
+from flowers.components import names
 
 REPORT_FILE = "report.html"
-SERVING_FOLDER = "Format-Serving"  # the Model artifact's SavedModel, as TFX lays it out
 # Eval examples predicted again for the grid of mistakes (the rest are
 # counted by TFMA only), and how many mistakes the grid shows.
 MAX_EVAL_PREDICTIONS = 5000
@@ -46,9 +46,7 @@ _EVENT_OUT = (4, 2)  # mlmd Event.OUTPUT, DECLARED_OUTPUT
 
 def report_path(config: PipelineConfig, run_id: str) -> str:
     """`<output_dir>/runs/<run id, ':' as '-'>/report.html`, the run's folder."""
-    from flowers.pipeline.supervisor import RUNS_DIR
-
-    return os.path.join(os.path.abspath(config.output_dir), RUNS_DIR, run_id.replace(":", "-"), REPORT_FILE)
+    return os.path.join(outputs.run_dir(os.path.abspath(config.output_dir), run_id), REPORT_FILE)
 
 
 def write_report(config: PipelineConfig, run_id: str | None = None) -> str:
@@ -73,7 +71,7 @@ def tensorboard_command(config: PipelineConfig, run_id: str) -> str:
     if the run has no Trainer output (it stopped before training)."""
     store = results.store_for(config)
     run = RunRecord.load(store, resolve_run_id(store, run_id, config))
-    model_run = run.output("Trainer", "model_run")
+    model_run = run.output(names.TRAINER, "model_run")
     if model_run is None:
         raise LookupError(f"run {run.run_id} has no TensorBoard logs: its Trainer did not produce a model_run artifact")
     return f"tensorboard --logdir {shlex.quote(model_run.uri)}"
@@ -237,12 +235,10 @@ class Report:
 
 
 def gather(config: PipelineConfig, store, run_id: str) -> Report:
-    from flowers.pipeline import supervisor
-
     run = RunRecord.load(store, run_id)
-    summary = results.summarize(store, run_id, live_run=supervisor.RunLock.live_run(config.output_dir))
+    summary = results.summarize(store, run_id, live_run=outputs.RunLock.live_run(config.output_dir))
     report = Report(config, run, summary, [])
-    baseline = run.input("Evaluator", "baseline_model")
+    baseline = run.input(names.EVALUATOR, "baseline_model")
     parts: list[tuple[str, str, Callable[[], str]]] = [
         ("data", "Data", lambda: _data_section(run, summary)),
         ("training", "Training", lambda: _training_section(store, run)),
@@ -383,12 +379,12 @@ def find_mistakes(examples_uri: str, model_uri: str, limit: int = MAX_EVAL_PREDI
     the eval split's images through the model's serving signature."""
     import tensorflow as tf
 
-    from flowers.pipeline import serving
+    from flowers.runs import predict
 
     files = sorted(tf.io.gfile.glob(f"{examples_uri}/Split-eval/*.gz"))
     if not files:
         raise LookupError(f"{examples_uri} has no eval split")
-    predict = serving.load(f"{model_uri}/{SERVING_FOLDER}")
+    model = predict.load(f"{model_uri}/{names.SERVING_FOLDER}")
     checked = 0
     mistakes: list[Mistake] = []
     batch: list[tuple[str, bytes]] = []
@@ -396,7 +392,7 @@ def find_mistakes(examples_uri: str, model_uri: str, limit: int = MAX_EVAL_PREDI
 
     def flush():
         images = dict(batch)
-        for row in serving.classify_batch(predict, SERVING_FOLDER, batch):
+        for row in predict.classify_batch(model, names.SERVING_FOLDER, batch):
             actual = features.CLASS_NAMES[truth.pop(row["file"])]
             if "error" in row:
                 mistakes.append(Mistake(int(row["file"]), actual, "(unreadable)", 0.0, b""))
@@ -488,13 +484,13 @@ def _data_section(run: RunRecord, summary: results.RunSummary) -> str:
 
 
 def _training_section(store, run: RunRecord) -> str:
-    model = run.output("Trainer", "model")
+    model = run.output(names.TRAINER, "model")
     if model is None:
         return _note("The Trainer produced no model in this run.")
     history = read_history(model.uri)
     if history is None:
         return _note(f"No {features.HISTORY_FILE} next to the model ({model.uri}).")
-    trainer = run.execution("Trainer")
+    trainer = run.execution(names.TRAINER)
     parts = []
     if trainer is not None and trainer.state == "CACHED":
         origin = producing_run(store, model.id)
@@ -522,7 +518,7 @@ def _training_section(store, run: RunRecord) -> str:
 
 
 def _evaluation_section(run: RunRecord) -> str:
-    evaluation_artifact = run.output("Evaluator", "evaluation")
+    evaluation_artifact = run.output(names.EVALUATOR, "evaluation")
     if evaluation_artifact is None:
         return _note("The Evaluator did not run in this run.")
     ev = read_evaluation(evaluation_artifact.uri)
@@ -567,7 +563,7 @@ def _evaluation_section(run: RunRecord) -> str:
 
 
 def _gates_section(store, run: RunRecord, summary: results.RunSummary, baseline) -> str:
-    evaluation_artifact = run.output("Evaluator", "evaluation")
+    evaluation_artifact = run.output(names.EVALUATOR, "evaluation")
     parts = []
     gate_rows = []
     data_gate = run.execution(results.DATA_GATE)
@@ -599,7 +595,7 @@ def _gates_section(store, run: RunRecord, summary: results.RunSummary, baseline)
         else:
             origin = producing_run(store, baseline.id)
             described = f"the last blessed model, {baseline.uri}" + (f" (trained in run {origin})" if origin else "")
-        candidate_model = run.output("Trainer", "model")
+        candidate_model = run.output(names.TRAINER, "model")
         shown = f'<span data-key="baseline_model" data-version="{_a(version or "")}" data-uri="{_a(baseline.uri)}">{html.escape(described)}</span>'
         parts.append(_facts([("baseline", shown, True), ("candidate", candidate_model.uri if candidate_model else "?")]))
     else:
@@ -618,7 +614,7 @@ def _gates_section(store, run: RunRecord, summary: results.RunSummary, baseline)
     headers = ["metric (all eval examples)", "candidate"] + (["baseline", "change"] if baseline is not None else [])
     parts.append(_table(headers, rows))
     gate_rows += _model_gates(run, ev, candidate, baseline is not None, itself)
-    blessing = run.output("Evaluator", "blessing")
+    blessing = run.output(names.EVALUATOR, "blessing")
     blessed = bool(blessing and blessing.properties.get("blessed"))
     parts.append(_table(["gate", "rule", "measured", "verdict"], gate_rows, caption="Gates"))
     parts.append(
@@ -636,7 +632,7 @@ def _model_gates(run: RunRecord, ev: Evaluation, candidate: dict, has_baseline: 
     import tensorflow_model_analysis as tfma
     from google.protobuf import json_format
 
-    evaluator = run.execution("Evaluator")
+    evaluator = run.execution(names.EVALUATOR)
     configured = tfma.EvalConfig()
     if evaluator is not None and evaluator.properties.get("eval_config"):
         json_format.Parse(evaluator.properties["eval_config"], configured, ignore_unknown_fields=True)
@@ -703,7 +699,7 @@ def _gate_row(gate: str, rule: str, measured: str, verdict: str):
 
 
 def _mistakes_section(run: RunRecord) -> str:
-    model = run.output("Trainer", "model")
+    model = run.output(names.TRAINER, "model")
     examples = run.output_of_type("Examples")
     if model is None or examples is None:
         return _note("No model was trained in this run.")
@@ -730,7 +726,7 @@ def _mistakes_section(run: RunRecord) -> str:
 
 
 def _settings_section(run: RunRecord) -> str:
-    trainer = run.execution("Trainer")
+    trainer = run.execution(names.TRAINER)
     if trainer is None:
         return _note("The Trainer did not run in this run.")
     parts = []
@@ -746,7 +742,7 @@ def _settings_section(run: RunRecord) -> str:
     rows = [[_td(html.escape(k), header=True), _td(html.escape(_show(v)), key="setting", name=k, value=_show(v))]
             for k, v in sorted(training.items())]
     parts.append(_table(["training setting", "value"], rows, caption="The Trainer's custom_config (TrainingConfig)"))
-    hyper = run.input("Trainer", "hyperparameters")
+    hyper = run.input(names.TRAINER, "hyperparameters")
     if hyper is not None:
         tuned = _tuned_values(hyper.uri)
         if tuned:
@@ -756,7 +752,7 @@ def _settings_section(run: RunRecord) -> str:
     rows = [[_td(html.escape(k), header=True), _td(f"<code>{html.escape(_show(v))}</code>")]
             for k, v in sorted(props.items()) if not k.startswith("__")]
     parts.append(_table(["Trainer execution property", "value"], rows))
-    evaluator = run.execution("Evaluator")
+    evaluator = run.execution(names.EVALUATOR)
     if evaluator is not None and evaluator.properties.get("eval_config"):
         parts.append(f'<details><summary>The Evaluator\'s eval_config</summary><pre>{html.escape(evaluator.properties["eval_config"])}</pre></details>')
     return "".join(parts)
@@ -910,7 +906,7 @@ def render(report: Report) -> str:
         facts.append(("failed", html.escape(s.failed_component) + " (details in the run log)", True))
     for failure in s.gate_failures:
         facts.append(("gate failed", html.escape(failure), True))
-    model_run = report.run.output("Trainer", "model_run")
+    model_run = report.run.output(names.TRAINER, "model_run")
     if model_run is not None:
         facts.append(("TensorBoard", f"<code>tensorboard --logdir {html.escape(shlex.quote(model_run.uri))}</code>", True))
     nav = "".join(f'<a href="#{anchor}">{html.escape(title.split(",")[0])}</a>' for anchor, title, _ in report.sections)

@@ -17,7 +17,7 @@ from typing import Iterable, Iterator, Sequence
 
 from flowers import features
 from flowers.config import PipelineConfig
-from flowers.pipeline import results
+from flowers.runs import results
 
 # What a folder walk picks up (case-insensitive); files named on the command
 # line are always tried, whatever their name.

@@ -17,12 +17,12 @@ from flowers import features
 from flowers.components.anomalies import describe_anomalies
 from flowers.config import PipelineConfig
 from flowers.outcome import State
+from flowers.components import names
 
 CANDIDATE = "candidate"  # TFMA's names for the evaluated model and its baseline
 BASELINE = "baseline"
 RUN_CONTEXT = "pipeline_run"  # TFX's context type of one pipeline run
 NODE_CONTEXT = "node"
-DATA_GATE = "DataGate"
 # The run's final state, written by the supervisor where the executions alone
 # cannot tell (an interrupted run).
 STATE_PROPERTY = "flowers_state"
@@ -89,9 +89,9 @@ def summarize(store: mlmd.MetadataStore, run_id: str, live_run: str | None = Non
     pushed = _last(outputs.get("PushedModel"))
     by_node = {names[e.id]: e for e in executions}
     # The Trainer's own model (the baseline component outputs a Model too).
-    model = _last(_artifacts(store, by_node.get("Trainer"), "model", mlmd.proto.Event.OUTPUT))
-    examples = _inputs(store, by_node.get("Trainer"), "examples")
-    baseline = _inputs(store, by_node.get("Evaluator"), "baseline_model")
+    model = _last(_artifacts(store, by_node.get(names.TRAINER), "model", mlmd.proto.Event.OUTPUT))
+    examples = _inputs(store, by_node.get(names.TRAINER), "examples")
+    baseline = _inputs(store, by_node.get(names.EVALUATOR), "baseline_model")
     counts = _history(model.uri) if model else {}
     baseline_version = _baseline_version(store, baseline[0]) if baseline else None
     anomalies = _last(outputs.get("ExampleAnomalies"))
@@ -108,7 +108,7 @@ def summarize(store: mlmd.MetadataStore, run_id: str, live_run: str | None = Non
         state = State(recorded)
     elif pushed_to:
         state = State.PUSHED
-    elif failed == DATA_GATE:
+    elif failed == names.DATA_GATE:
         state = State.DATA_REFUSED
     elif failed:
         state = State.FAILED

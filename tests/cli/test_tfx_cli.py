@@ -17,12 +17,13 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx.tools.cli.cli_main import cli_group
 
 from flowers.kubeflow import runner
-from flowers.kubeflow.cli import SETTINGS_ENV
+import flowers.cli as cli_package
+from flowers.cli.kubeflow import SETTINGS_ENV
 from flowers.config import PipelineConfig
 
-KUBEFLOW_DIR = os.path.dirname(runner.__file__)
-LOCAL_FILE = os.path.join(KUBEFLOW_DIR, "tfx_local_runner.py")
-KUBEFLOW_V2_FILE = os.path.join(KUBEFLOW_DIR, "tfx_kubeflow_v2_runner.py")
+CLI_DIR = os.path.dirname(cli_package.__file__)
+LOCAL_FILE = os.path.join(CLI_DIR, "tfx_local_runner.py")
+KUBEFLOW_V2_FILE = os.path.join(CLI_DIR, "tfx_kubeflow_v2_runner.py")
 
 
 @pytest.fixture
@@ -81,7 +82,7 @@ def test_local_engine_pipeline_create_update_compile_list_delete(tfx_env, kfp_ho
 
 
 def test_local_engine_run_create_runs_the_pipeline_file_with_the_settings(tfx_env, monkeypatch, capfd):
-    """`tfx run create` starts `python kubeflow/tfx_local_runner.py`, i.e.
+    """`tfx run create` starts `python cli/tfx_local_runner.py`, i.e.
     `flowers run` with $FLOWERS_SETTINGS (the whole run is what
     tests/pipeline/test_pipeline_e2e.py checks). A setting it must refuse
     shows the file ran with them, without a run of several minutes."""
@@ -97,8 +98,8 @@ def test_local_engine_run_create_runs_the_pipeline_file_with_the_settings(tfx_en
 
 
 def test_vertex_engine_compiles_the_kubeflow_v2_spec(tfx_env, kfp_home, monkeypatch):
-    config = PipelineConfig(output_dir="gs://flowers-test/tfx-cli", image="registry.example/flowers:cli")
-    monkeypatch.setenv(SETTINGS_ENV, f"output_dir={config.output_dir} image={config.image}")
+    config = PipelineConfig(output_dir="gs://flowers-test/tfx-cli").override({"kubeflow.image": "registry.example/flowers:cli"})
+    monkeypatch.setenv(SETTINGS_ENV, f"output_dir={config.output_dir} image={config.kubeflow.image}")
     monkeypatch.setenv("FLOWERS_PACKAGE", str(tfx_env / "flowers.json"))
     compiled = tfx("pipeline", "compile", "--engine=vertex", f"--pipeline_path={KUBEFLOW_V2_FILE}")
     assert compiled.exit_code == 0, compiled.output

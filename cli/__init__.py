@@ -1,0 +1,1 @@
+"""Every command line: the `flowers` click groups and the `tfx` CLI entry files (the top layer)."""

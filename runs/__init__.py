@@ -1,0 +1,1 @@
+"""Finished runs read back: records in ML Metadata, summary and history, report, predict."""
