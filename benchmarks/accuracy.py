@@ -135,7 +135,7 @@ def _run(name: str, overrides: dict, data_root: str, out: str) -> dict:
 
 
 def _child(overrides: dict, data_root: str, out: str) -> None:
-    from flowers.components.trainer import HISTORY_FILE
+    from flowers.features import HISTORY_FILE
     from flowers.config import PipelineConfig
     from flowers.pipeline import supervisor
     from flowers.runs import results

@@ -120,7 +120,7 @@ def _plain(out: str, settings: dict) -> dict:
 
     from flowers import features
     from flowers.components import model as model_lib
-    from flowers.components.trainer import fit
+    from flowers.components.fit import fit
     from flowers.config import PipelineConfig
     from flowers.images import decode_and_crop
 

@@ -21,7 +21,8 @@ import tf_keras as keras
 from tfx import v1 as tfx
 
 from flowers.components import model as model_lib
-from flowers.components import trainer
+from flowers.components import inputs
+from flowers.components.fit import fit
 from flowers.config import TRAINING_CONFIG_KEY, TRIALS_KEY, VALIDATION_FROM_TRAIN_KEY, TrainingConfig
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ class TrainingConfigSearch(keras_tuner.Tuner):
         keras.backend.clear_session()
         keras.utils.set_random_seed(cfg.seed)
         model = model_lib.build_model(cfg, self.image_size)
-        history = trainer.fit(model, train, val, cfg, os.path.join(log_root, f"trial_{trial.trial_id}"))
+        history = fit(model, train, val, cfg, os.path.join(log_root, f"trial_{trial.trial_id}"))
         # fit() restores the best epoch's weights: that is the trial's score.
         return {OBJECTIVE: max(history[OBJECTIVE])}
 
@@ -84,12 +85,12 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     base = TrainingConfig.from_json(fn_args.custom_config[TRAINING_CONFIG_KEY])
     trials = int(fn_args.custom_config[TRIALS_KEY])
     tft_output = tft.TFTransformOutput(fn_args.transform_graph_path)
-    tuner = TrainingConfigSearch(base, trainer.image_size(tft_output), trials, directory=fn_args.working_dir)
+    tuner = TrainingConfigSearch(base, inputs.image_size(tft_output), trials, directory=fn_args.working_dir)
     percent = fn_args.custom_config.get(VALIDATION_FROM_TRAIN_KEY)
-    train = trainer.input_dataset(
+    train = inputs.input_dataset(
         fn_args.train_files, fn_args.data_accessor, tft_output, base, True, carve=(percent, False) if percent else None
     )
-    val = trainer.input_dataset(
+    val = inputs.input_dataset(
         fn_args.eval_files, fn_args.data_accessor, tft_output, base, False, carve=(percent, True) if percent else None
     )
     return tfx.components.TunerFnResult(

@@ -7,7 +7,8 @@ import tensorflow as tf
 import tf_keras as keras
 
 from flowers.components import model as model_lib
-from flowers.components import trainer
+from flowers.components import export
+from flowers.components.fit import WeightsSnapshot, fit
 from flowers import features
 from flowers.config import TrainingConfig
 
@@ -48,11 +49,11 @@ def test_a_fine_tuned_models_weights_warm_start_a_new_one(tmp_path, caplog):
     model_lib.unfreeze_top(tuned, SMALL)
     for w in tuned.weights:  # not ImageNet's: loading must change the new model
         w.assign(w + 0.01)
-    path = str(tmp_path / trainer.WEIGHTS_FILE)
-    trainer.save_weights(tuned, path)
+    path = str(tmp_path / export.WEIGHTS_FILE)
+    export.save_weights(tuned, path)
     fresh = model_lib.build_model(SMALL, SIZE)
     with caplog.at_level(logging.INFO):
-        trainer.warm_start(fresh, path)
+        export.warm_start(fresh, path)
     assert "warm start: from" in caplog.text
     for a, b in zip(tuned.weights, fresh.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.name)
@@ -101,7 +102,7 @@ def test_images_are_normalised_inside_the_model():
 def test_head_only_snapshot_is_restored_after_fine_tuning():
     model = model_lib.build_model(SMALL, SIZE)
     before = [v.numpy() for v in model.weights]
-    snapshot = trainer.WeightsSnapshot(model)
+    snapshot = WeightsSnapshot(model)
     model_lib.unfreeze_top(model, SMALL)
     for v in model.trainable_weights:
         v.assign_add(tf.ones_like(v))
@@ -118,7 +119,7 @@ def test_two_phase_fit_records_history_and_tensorboard_logs(tmp_path):
     y = tf.one_hot(np.arange(8) % features.NUM_CLASSES, features.NUM_CLASSES)
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
     model = model_lib.build_model(cfg, SIZE)
-    history = trainer.fit(model, data, data, cfg, str(tmp_path))
+    history = fit(model, data, data, cfg, str(tmp_path))
     assert history["phase"] == ["head", "fine_tune"]
     for key in ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds"):
         assert len(history[key]) == 2, key

@@ -9,7 +9,7 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from flowers import features
-from flowers.components import trainer
+from flowers.components import inputs, trainer
 from flowers.components.transform import preprocessing_fn
 from flowers.config import IMAGE_SIZE_KEY, TRAINING_CONFIG_KEY, PipelineConfig, SettingsError, TrainingConfig
 from samples import sample_examples
@@ -36,7 +36,7 @@ def transform_output(size: int) -> tft.TFTransformOutput:
 
 
 def test_model_input_size_is_the_transform_graphs():
-    assert trainer.image_size(transform_output(64)) == 64
+    assert inputs.image_size(transform_output(64)) == 64
 
 
 def test_an_image_size_in_the_trainer_config_is_refused_by_name():

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 from tfx import v1 as tfx
 
-from flowers.components import trainer
+from flowers.components import inputs, trainer
 from flowers.components import tuner as tuner_lib
 from flowers.images import decode_and_crop
 from flowers import features
@@ -32,8 +32,8 @@ def fn_args(tmp_path, monkeypatch):
     """FnArgs as the Tuner executor makes them, with the Transform output and
     the input pipeline replaced by a handful of decoded photos."""
     monkeypatch.setattr(tuner_lib.tft, "TFTransformOutput", lambda path: None)
-    monkeypatch.setattr(trainer, "image_size", lambda tft_output: SIZE)
-    monkeypatch.setattr(trainer, "input_dataset", lambda files, accessor, tft_output, cfg, training, carve=None: tiny_dataset(cfg))
+    monkeypatch.setattr(inputs, "image_size", lambda tft_output: SIZE)
+    monkeypatch.setattr(inputs, "input_dataset", lambda files, accessor, tft_output, cfg, training, carve=None: tiny_dataset(cfg))
     return tfx.components.FnArgs(
         working_dir=str(tmp_path),
         train_files=["train/*"],

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from conftest import TINY_RUN_SETTINGS, flowers_cli
 from flowers import features, outcome
-from flowers.components.trainer import HISTORY_FILE
+from flowers.features import HISTORY_FILE
 from flowers.pipeline import supervisor
 from flowers.runs import results, predict
 from flowers.data import layout

@@ -1,0 +1,114 @@
+"""Two-phase fitting: the head on a frozen backbone, then the backbone's top
+at a lower learning rate; early stopping on validation, progress lines."""
+from __future__ import annotations
+
+import time
+
+import tensorflow as tf
+import tf_keras as keras
+
+from flowers import progress
+from flowers.components import model as model_lib
+from flowers.config import TrainingConfig
+
+
+def fit(model: keras.Model, train: tf.data.Dataset, val: tf.data.Dataset, cfg: TrainingConfig, log_dir: str) -> dict:
+    """Head-only phase, then fine-tuning of the backbone's top; the merged history.
+
+    Each phase stops early and keeps its best epoch by eval accuracy; if
+    fine-tuning never beats the head-only model, the head-only weights stay.
+    """
+    timer = EpochTimer()
+
+    def callbacks(phase: str):
+        stop = keras.callbacks.EarlyStopping(
+            monitor="val_accuracy", patience=cfg.early_stopping_patience, restore_best_weights=True
+        )
+        return stop, [
+            stop,
+            keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3, patience=max(1, cfg.early_stopping_patience - 1)),
+            keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"),
+            timer,
+            EpochReport(phase, timer),
+        ]
+
+    stop, first_callbacks = callbacks("head")
+    first = model.fit(train, validation_data=val, epochs=cfg.epochs, callbacks=first_callbacks, verbose=2)
+    _report_stop("head", stop, first)
+    history = {k: list(map(float, v)) for k, v in first.history.items()}
+    if cfg.fine_tune_epochs > 0 and cfg.fine_tune_layers > 0:
+        head_only = WeightsSnapshot(model)
+        model_lib.unfreeze_top(model, cfg)
+        done = len(first.epoch)
+        stop, second_callbacks = callbacks("fine_tune")
+        second = model.fit(
+            train,
+            validation_data=val,
+            initial_epoch=done,
+            epochs=done + cfg.fine_tune_epochs,
+            callbacks=second_callbacks,
+            verbose=2,
+        )
+        _report_stop("fine_tune", stop, second)
+        for k, v in second.history.items():
+            history.setdefault(k, []).extend(map(float, v))
+        if max(second.history["val_accuracy"]) <= max(first.history.get("val_accuracy", [-1.0])):
+            progress.say("fine-tuning did not beat the head-only model: keeping the head-only weights")
+            head_only.restore(model)
+    history["epoch_seconds"] = timer.seconds
+    history["phase"] = ["head"] * len(first.epoch) + ["fine_tune"] * (len(history["loss"]) - len(first.epoch))
+    return history
+
+
+def _report_stop(phase: str, stop: keras.callbacks.EarlyStopping, fitted) -> None:
+    scores = fitted.history.get("val_accuracy", [])
+    if not scores:
+        return
+    best = fitted.epoch[scores.index(max(scores))] + 1
+    if stop.stopped_epoch:
+        progress.say(f"{phase}: early stop after epoch {stop.stopped_epoch + 1}; best epoch {best} (val_accuracy {max(scores):.4f})")
+    else:
+        progress.say(f"{phase}: best epoch {best} (val_accuracy {max(scores):.4f})")
+
+
+class EpochReport(keras.callbacks.Callback):
+    """One progress line per epoch: phase, epoch, loss, accuracies, seconds."""
+
+    def __init__(self, phase: str, timer: "EpochTimer"):
+        super().__init__()
+        self.phase = phase
+        self.timer = timer
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        progress.say(
+            f"  {self.phase:<9} epoch {epoch + 1:>3}  loss {logs.get('loss', float('nan')):.4f}  "
+            f"accuracy {logs.get('accuracy', float('nan')):.4f}  val_accuracy {logs.get('val_accuracy', float('nan')):.4f}  "
+            f"{self.timer.seconds[-1] if self.timer.seconds else 0:.1f} s"
+        )
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall seconds of each epoch (training and its evaluation), across phases."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(round(time.perf_counter() - self._start, 2))
+
+
+class WeightsSnapshot:
+    """A copy of a model's weights, keyed by variable so that restoring never
+    depends on the order of model.weights."""
+
+    def __init__(self, model: keras.Model):
+        self.values = {v.ref(): v.numpy() for v in model.weights}
+
+    def restore(self, model: keras.Model) -> None:
+        for v in model.weights:
+            v.assign(self.values[v.ref()])

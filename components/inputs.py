@@ -1,0 +1,102 @@
+"""The Trainer's (and the Tuner's) input pipeline: raw examples decoded by
+the Transform graph once per run, cached, shuffled and batched."""
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx import v1 as tfx
+from tfx_bsl.public import tfxio
+
+from flowers import features, progress
+from flowers.config import TrainingConfig
+
+# Transformed images are cached as uint8: whole-number pixel values (see
+# components/transform.py), so the cache is exact at a quarter of float32.
+_CACHE_DTYPE = tf.uint8
+
+
+def image_size(tft_output: tft.TFTransformOutput) -> int:
+    """The side of the images the Transform graph produces: the model's input
+    is built from it, so no setting can make the two disagree."""
+    shape = tft_output.transformed_feature_spec()[features.TRANSFORMED_IMAGE_KEY].shape
+    return int(shape[0])
+
+
+def count_examples(file_pattern: list[str]) -> int:
+    """Records in ExampleGen's (gzipped) shards: a read without decoding."""
+    files = [f for pattern in file_pattern for f in tf.io.gfile.glob(pattern)]
+    return int(tf.data.TFRecordDataset(files, compression_type="GZIP").reduce(0, lambda n, _: n + 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    dataset: tf.data.Dataset
+    count: int  # examples in one pass
+
+
+def input_dataset(*args, **kwargs) -> tf.data.Dataset:
+    """`input_split`'s dataset alone."""
+    return input_split(*args, **kwargs).dataset
+
+
+def input_split(
+    file_pattern: list[str],
+    data_accessor: tfx.components.DataAccessor,
+    tft_output: tft.TFTransformOutput,
+    cfg: TrainingConfig,
+    training: bool,
+    cache_file: str = "",
+    carve: tuple[int, bool] | None = None,
+) -> Split:
+    """Batches of ([0, 255] image, one-hot class), decoded by the Transform graph.
+
+    Each JPEG is decoded and cropped once per run: the decoded images are
+    cached (in memory up to `cfg.cache_memory_mb`, else in `cache_file`), and
+    every epoch after the first reads the cache. Shuffling and the model's
+    augmentation still change every epoch. `carve` = (percent, validation):
+    keep only the examples whose image hashes into the first `percent` of
+    100 buckets (validation) or only the others (train).
+    """
+    schema = tft_output.raw_metadata.schema
+    wanted = [f for f in schema.feature if f.name in (features.IMAGE_KEY, features.CLASS_KEY)]
+    del schema.feature[:]
+    schema.feature.extend(wanted)
+    raw = data_accessor.tf_dataset_factory(
+        file_pattern, tfxio.TensorFlowDatasetOptions(batch_size=cfg.batch_size, num_epochs=1, shuffle=False), schema
+    )
+    tft_layer = tft_output.transform_features_layer()
+
+    def decode(batch):
+        xf = tft_layer(batch)
+        return tf.cast(xf[features.TRANSFORMED_IMAGE_KEY], _CACHE_DTYPE), xf[features.TRANSFORMED_CLASS_KEY]
+
+    count = count_examples(file_pattern) if not carve else int(raw.reduce(0, lambda n, b: n + tf.shape(b[features.CLASS_KEY])[0]))
+    size = image_size(tft_output)
+    image_bytes = size * size * 3
+    in_memory = count * image_bytes <= cfg.cache_memory_mb * 2**20 or not cache_file
+    progress.say(
+        f"{'train' if training else 'validation'} examples: {count} "
+        f"(decoded once, cached {'in memory' if in_memory else 'in ' + cache_file}, {count * image_bytes / 2**20:.0f} MiB)"
+    )
+    if carve:
+        percent, validation = carve
+
+        def keep(example):
+            bucket = tf.strings.to_hash_bucket_fast(tf.reshape(example[features.IMAGE_KEY], []), 100)
+            return bucket < percent if validation else bucket >= percent
+
+        raw = raw.unbatch().filter(keep).batch(cfg.batch_size)
+    dataset = raw.map(decode, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+    dataset = dataset.cache() if in_memory else dataset.cache(cache_file)
+    if training:
+        # A full shuffle when it fits the memory budget.
+        buffer = max(1, min(count, cfg.cache_memory_mb * 2**20 // image_bytes))
+        dataset = dataset.shuffle(buffer, seed=cfg.seed, reshuffle_each_iteration=True)
+
+    def to_xy(images, classes):
+        return tf.cast(images, tf.float32), tf.one_hot(classes, features.NUM_CLASSES)
+
+    batches = dataset.batch(cfg.batch_size).map(to_xy, num_parallel_calls=tf.data.AUTOTUNE)
+    return Split(batches.prefetch(tf.data.AUTOTUNE), count)
