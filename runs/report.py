@@ -459,16 +459,16 @@ def _data_section(run: RunRecord, summary: results.RunSummary) -> str:
         counts = class_counts(statistics[1].uri)
         named = json.loads(statistics[1].properties.get("split_names") or "[]")
         splits = [s for s in named if s in counts] + [s for s in counts if s not in named]
-        names = [n for n in counts[splits[0]] if n != "(all)"] if splits else []
+        class_names = [n for n in counts[splits[0]] if n != "(all)"] if splits else []
         rows = []
-        for name in names + ["(all)"]:
+        for name in class_names + ["(all)"]:
             cells = [_td(html.escape(name), header=True)]
             for split in splits:
                 value = counts[split].get(name, 0)
                 cells.append(_td(str(value), key="examples", split=split, cls=name, value=value))
             rows.append(cells)
         parts.append(_table(["class"] + splits, rows, caption="Examples per class and split (StatisticsGen)"))
-        parts.append(_img(_class_counts_plot({s: counts[s] for s in splits}, names), "examples per class and split", "plot-data"))
+        parts.append(_img(_class_counts_plot({s: counts[s] for s in splits}, class_names), "examples per class and split", "plot-data"))
     anomalies = summary.anomalies
     if anomalies:
         items = "".join(
@@ -523,23 +523,23 @@ def _evaluation_section(run: RunRecord) -> str:
         return _note("The Evaluator did not run in this run.")
     ev = read_evaluation(evaluation_artifact.uri)
     n = features.NUM_CLASSES
-    names = features.CLASS_NAMES
+    class_names = features.CLASS_NAMES
     total = sum(map(sum, ev.confusion)) + sum(ev.no_prediction)
     parts = [_img(_confusion_plot(ev.confusion), "confusion matrix", "plot-confusion")]
     rows = []
     for a in range(n):
-        cells = [_td(html.escape(names[a]), header=True)]
+        cells = [_td(html.escape(class_names[a]), header=True)]
         for p in range(n):
             v = ev.confusion[a][p]
-            cells.append(_td(_count(v), key="confusion", actual=names[a], predicted=names[p], value=v,
+            cells.append(_td(_count(v), key="confusion", actual=class_names[a], predicted=class_names[p], value=v,
                              cls_="diag" if a == p else ("off" if v else "")))
         rows.append(cells)
-    header = ["true \\ predicted"] + list(names)
+    header = ["true \\ predicted"] + list(class_names)
     parts.append(_table(header, rows, caption=f"Confusion matrix: {_count(total)} eval examples (TFMA MultiClassConfusionMatrixPlot)"))
     if any(ev.no_prediction):
         parts.append(_note(f"{_count(sum(ev.no_prediction))} example(s) had no predicted class."))
     rows = []
-    for i, name in enumerate(names):
+    for i, name in enumerate(class_names):
         support = sum(ev.confusion[i]) + ev.no_prediction[i]
         predicted = sum(ev.confusion[a][i] for a in range(n))
         top1_precision = ev.confusion[i][i] / predicted if predicted else None
@@ -643,14 +643,14 @@ def _model_gates(run: RunRecord, ev: Evaluation, candidate: dict, has_baseline: 
         for per_slice in ev.validation.metric_validations_per_slice:
             for f in per_slice.failures:
                 failures[(f.metric_key.name, f.metric_key.is_diff)] = f
-    names = _metric_names()
+    metric_names = _metric_names()
     rows = []
     for spec in configured.metrics_specs:
         for metric in spec.metrics:
             thresholds = [t.threshold for t in metric.per_slice_thresholds if _overall(t.slicing_specs)]
             if metric.HasField("threshold"):
                 thresholds.append(metric.threshold)
-            name = names.get(metric.class_name, metric.class_name)
+            name = metric_names.get(metric.class_name, metric.class_name)
             for threshold in thresholds:
                 if threshold.HasField("value_threshold"):
                     vt = threshold.value_threshold
@@ -860,9 +860,9 @@ def _confusion_plot(confusion: list[list[float]]) -> bytes:
         for p in range(matrix.shape[1]):
             ax.text(p, a, _count(matrix[a, p]), ha="center", va="center",
                     color="white" if share[a, p] > 0.5 else "black", fontsize=10)
-    names = features.CLASS_NAMES
-    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
-    ax.set_yticks(range(len(names)), names)
+    class_names = features.CLASS_NAMES
+    ax.set_xticks(range(len(class_names)), class_names, rotation=30, ha="right")
+    ax.set_yticks(range(len(class_names)), class_names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     return _png(figure)

@@ -80,14 +80,14 @@ def summarize(store: mlmd.MetadataStore, run_id: str, live_run: str | None = Non
     if recorded and SUMMARY_PROPERTY in context.custom_properties:
         return RunSummary(**json.loads(context.custom_properties[SUMMARY_PROPERTY].string_value))
     executions = store.get_executions_by_context(context.id)
-    names = {e.id: _node_id(store, e) for e in executions}
-    states = {names[e.id]: Execution.State.Name(e.last_known_state) for e in executions}
+    node_ids = {e.id: _node_id(store, e) for e in executions}
+    states = {node_ids[e.id]: Execution.State.Name(e.last_known_state) for e in executions}
     outputs = _outputs_by_type(store, executions)
     evaluation = _last(outputs.get("ModelEvaluation"))
     accuracy, recall, count, baseline_accuracy = _metrics(evaluation.uri) if evaluation else (None, {}, None, None)
     blessing = _last(outputs.get("ModelBlessing"))
     pushed = _last(outputs.get("PushedModel"))
-    by_node = {names[e.id]: e for e in executions}
+    by_node = {node_ids[e.id]: e for e in executions}
     # The Trainer's own model (the baseline component outputs a Model too).
     model = _last(_artifacts(store, by_node.get(names.TRAINER), "model", mlmd.proto.Event.OUTPUT))
     examples = _inputs(store, by_node.get(names.TRAINER), "examples")
@@ -95,7 +95,7 @@ def summarize(store: mlmd.MetadataStore, run_id: str, live_run: str | None = Non
     counts = _history(model.uri) if model else {}
     baseline_version = _baseline_version(store, baseline[0]) if baseline else None
     anomalies = _last(outputs.get("ExampleAnomalies"))
-    failed = next((names[e.id] for e in executions if e.last_known_state == Execution.FAILED), None)
+    failed = next((node_ids[e.id] for e in executions if e.last_known_state == Execution.FAILED), None)
     pushed_to = (
         pushed.custom_properties["pushed_destination"].string_value
         if pushed and pushed.custom_properties["pushed"].int_value
