@@ -138,7 +138,7 @@ def _child(overrides: dict, data_root: str, out: str) -> None:
     from flowers.features import HISTORY_FILE
     from flowers.config import PipelineConfig
     from flowers.pipeline import supervisor
-    from flowers.runs import results
+    from flowers.runs import records
 
     config = PipelineConfig(output_dir=os.path.abspath(out)).override({"data.data_root": data_root, "run.enable_cache": False}).override(overrides)
     start = time.perf_counter()
@@ -146,7 +146,7 @@ def _child(overrides: dict, data_root: str, out: str) -> None:
     pipeline_s = round(time.perf_counter() - start, 1)
     with open(os.path.join(summary.model_uri, HISTORY_FILE)) as f:
         history = json.load(f)
-    store = results.store_for(config)
+    store = records.store_for(config)
     counts = _split_counts(store)
     phases = history["phase"]
     result = {

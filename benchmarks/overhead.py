@@ -100,9 +100,9 @@ def _examples(out: str) -> dict[str, list]:
 
     from flowers import features
     from flowers.config import PipelineConfig
-    from flowers.runs import results
+    from flowers.runs import records
 
-    store = results.store_for(PipelineConfig(output_dir=out))
+    store = records.store_for(PipelineConfig(output_dir=out))
     uri = store.get_artifacts_by_type("Examples")[-1].uri
     spec = {features.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string), features.CLASS_KEY: tf.io.FixedLenFeature([], tf.int64)}
     split = {}
@@ -172,9 +172,9 @@ def _bytes_written(out: str) -> dict[str, int]:
 def _report(pipeline: dict, plain: dict, data_root: str, out: str, settings: dict) -> None:
     from flowers import features
     from flowers.config import PipelineConfig
-    from flowers.runs import results
+    from flowers.runs import records
 
-    store = results.store_for(PipelineConfig(output_dir=out))
+    store = records.store_for(PipelineConfig(output_dir=out))
     seconds = _component_seconds(store)
     first_start = min(e.create_time_since_epoch for e in store.get_executions()) / 1000 - pipeline["epoch_start"]
     # The Trainer's model (the baseline component outputs Model artifacts too).

@@ -90,7 +90,7 @@ def _run(out: str, data_root: str, sets: list[str]) -> dict:
     """`flowers run` into `out`, then its figures from ML Metadata."""
     from flowers import features
     from flowers.config import PipelineConfig
-    from flowers.runs import results
+    from flowers.runs import records, results
 
     _say(f"flowers run into {out} {' '.join(sets)}")
     start = time.perf_counter()
@@ -101,8 +101,8 @@ def _run(out: str, data_root: str, sets: list[str]) -> dict:
     wall = round(time.perf_counter() - start, 1)
     if done.returncode not in (0, 3):
         raise SystemExit(f"{out}: the run failed (exit {done.returncode}): {done.stdout[-2000:]} {done.stderr[-2000:]}")
-    store = results.store_for(PipelineConfig(output_dir=out))
-    summary = results.summarize(store, results.run_ids(store)[-1])
+    store = records.store_for(PipelineConfig(output_dir=out))
+    summary = results.summarize(store, records.run_ids(store)[-1])
     with open(os.path.join(summary.model_uri, features.HISTORY_FILE)) as f:
         history = json.load(f)
     warm_lines = [line.strip() for line in done.stdout.splitlines() if "warm start:" in line]

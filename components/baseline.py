@@ -15,8 +15,6 @@ from tfx import v1 as tfx
 
 from flowers.components import names
 
-# Custom property of the output: the pushed version it holds ("" for none).
-PUSHED_VERSION = "pushed_version"
 
 
 def newest_version(push_destination: str) -> str | None:
@@ -45,4 +43,4 @@ def LatestPushedModel(
     version = newest_version(push_destination)
     source = f"{push_destination.rstrip('/')}/{version}" if version else os.path.join(candidate.uri, names.SERVING_FOLDER)
     io_utils.copy_dir(source, os.path.join(baseline.uri, names.SERVING_FOLDER))
-    baseline.set_string_custom_property(PUSHED_VERSION, version or "")
+    baseline.set_string_custom_property(names.PUSHED_VERSION, version or "")

@@ -24,3 +24,6 @@ PUSHER = "Pusher"
 
 # Where a Model artifact keeps its SavedModel, as TFX's Trainer lays it out.
 SERVING_FOLDER = "Format-Serving"
+
+# The baseline's custom property: the pushed version it holds ("" for none).
+PUSHED_VERSION = "pushed_version"

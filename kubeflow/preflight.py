@@ -401,16 +401,10 @@ def _data_refused(log: str | None) -> bool:
 
 
 def _gate_failures(uri: str | None) -> list[str]:
-    """The failed gates in words, as `flowers run` prints them (best effort:
-    the summary is read with the local runner's reader)."""
-    if not uri:
-        return []
-    try:
-        from flowers.runs.results import _gate_failures as failures
+    """The failed gates in words, as `flowers run` prints them."""
+    from flowers.runs import records
 
-        return failures(uri)
-    except Exception:  # a missing or changed reader only costs the detail
-        return []
+    return records.gate_failures_at(uri) if uri else []
 
 
 def tail(path: str, lines: int = 25) -> list[str]:

@@ -112,10 +112,10 @@ def _supervise(config: PipelineConfig, run_id: str, echo, verbose: bool) -> RunR
         echo(f"interrupted by {signal.Signals(received[0]).name}: no later component ran, nothing was pushed")
         return RunResult(run_id, code, None, log_file)
     with stderr_to(log_file):  # TensorFlow's and TFMA's import noise
-        from flowers.runs import results
+        from flowers.runs import records, results
 
-        store = results.store_for(config)
-        if run_id not in results.run_ids(store):
+        store = records.store_for(config)
+        if run_id not in records.run_ids(store):
             echo(f"the pipeline did not start; see {log_file}")
             return RunResult(run_id, outcome.FAILED, None, log_file)
         if not config.data.span_window:
@@ -194,14 +194,14 @@ def _stop(worker: subprocess.Popen) -> None:
 def _record_interrupted(config: PipelineConfig, run_id: str) -> None:
     """Mark the run interrupted in ML Metadata and remove serving folders a
     stopped Pusher may have half-written (those it never recorded as pushed)."""
-    from flowers.runs import results
+    from flowers.runs import records, results
 
     if not os.path.exists(config.metadata_path):
         return
-    store = results.store_for(config)
+    store = records.store_for(config)
     results.mark_interrupted(store, run_id)
     if os.path.isdir(config.serving_dir):
-        recorded = results.pushed_destinations(store)
+        recorded = records.pushed_destinations(store)
         for name in os.listdir(config.serving_dir):
             path = os.path.join(config.serving_dir, name)
             if name.isdigit() and path not in recorded and os.path.isdir(path):

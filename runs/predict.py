@@ -17,7 +17,7 @@ from typing import Iterable, Iterator, Sequence
 
 from flowers import features
 from flowers.config import PipelineConfig
-from flowers.runs import results
+from flowers.runs import records
 
 # What a folder walk picks up (case-insensitive); files named on the command
 # line are always tried, whatever their name.
@@ -37,7 +37,7 @@ class ModelError(ValueError):
 
 def newest_pushed_model(config: PipelineConfig) -> str:
     """The serving directory of the most recently pushed (blessed) model."""
-    store = results.store_for(config)
+    store = records.store_for(config)
     pushed = [a for a in store.get_artifacts_by_type("PushedModel") if a.custom_properties["pushed"].int_value]
     if not pushed:
         raise LookupError(f"{config.metadata_path}: no model has been pushed yet (none was blessed)")

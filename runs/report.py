@@ -30,7 +30,7 @@ from typing import Callable
 
 from flowers import features, outputs
 from flowers.config import TRAINING_CONFIG_KEY, PipelineConfig
-from flowers.runs import results
+from flowers.runs import records, results
 from flowers.components import names
 
 REPORT_FILE = "report.html"
@@ -40,8 +40,6 @@ MAX_EVAL_PREDICTIONS = 5000
 MAX_WRONG_SHOWN = 60
 THUMBNAIL_PX = 128
 
-_EVENT_IN = (3, 1)  # mlmd Event.INPUT, DECLARED_INPUT
-_EVENT_OUT = (4, 2)  # mlmd Event.OUTPUT, DECLARED_OUTPUT
 
 
 def report_path(config: PipelineConfig, run_id: str) -> str:
@@ -53,8 +51,8 @@ def write_report(config: PipelineConfig, run_id: str | None = None) -> str:
     """Write the report of `run_id` (default: the newest run) into the run's
     folder; returns its path. A part the run did not produce (it failed, or
     the data was refused) says so on the page."""
-    store = results.store_for(config)
-    run_id = resolve_run_id(store, run_id, config)
+    store = records.store_for(config)
+    run_id = records.resolve_run_id(store, run_id, config)
     page = render(gather(config, store, run_id))
     path = report_path(config, run_id)
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -69,157 +67,12 @@ def tensorboard_command(config: PipelineConfig, run_id: str) -> str:
     """`tensorboard --logdir DIR` for the run: DIR is the Trainer's ModelRun
     artifact, where Keras' TensorBoard callback wrote both phases. LookupError
     if the run has no Trainer output (it stopped before training)."""
-    store = results.store_for(config)
-    run = RunRecord.load(store, resolve_run_id(store, run_id, config))
+    store = records.store_for(config)
+    run = records.RunRecord.load(store, records.resolve_run_id(store, run_id, config))
     model_run = run.output(names.TRAINER, "model_run")
     if model_run is None:
         raise LookupError(f"run {run.run_id} has no TensorBoard logs: its Trainer did not produce a model_run artifact")
     return f"tensorboard --logdir {shlex.quote(model_run.uri)}"
-
-
-def resolve_run_id(store, run_id: str | None, config: PipelineConfig) -> str:
-    ids = results.run_ids(store)
-    if not ids:
-        raise LookupError(f"{config.metadata_path}: no runs recorded yet; run the pipeline first")
-    if run_id is None:
-        return ids[-1]
-    if run_id not in ids:
-        raise LookupError(f"no run {run_id!r} in {config.metadata_path}; `flowers history` lists the runs")
-    return run_id
-
-
-# ---------------------------------------------------------------------------
-# What ML Metadata says about one run.
-
-
-@dataclasses.dataclass
-class ArtifactRecord:
-    id: int
-    type: str
-    uri: str
-    properties: dict  # custom properties, as Python values
-
-
-@dataclasses.dataclass
-class ExecutionRecord:
-    id: int
-    node: str  # the component id
-    state: str  # COMPLETE, CACHED, FAILED, ...
-    created_ms: int
-    updated_ms: int
-    properties: dict  # execution (exec) properties, as Python values
-    inputs: dict[str, list[ArtifactRecord]]
-    outputs: dict[str, list[ArtifactRecord]]
-
-    @property
-    def seconds(self) -> float:
-        return max(0.0, (self.updated_ms - self.created_ms) / 1000)
-
-
-@dataclasses.dataclass
-class RunRecord:
-    run_id: str
-    created_ms: int
-    executions: dict[str, ExecutionRecord]  # by component id, in execution order
-
-    @classmethod
-    def load(cls, store, run_id: str) -> "RunRecord":
-        from ml_metadata.proto import metadata_store_pb2
-
-        context = store.get_context_by_type_and_name(results.RUN_CONTEXT, run_id)
-        executions = sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
-        events = store.get_events_by_execution_ids([e.id for e in executions]) if executions else []
-        artifact_ids = sorted({ev.artifact_id for ev in events})
-        artifacts = {a.id: a for a in store.get_artifacts_by_id(artifact_ids)} if artifact_ids else {}
-        type_ids = list({a.type_id for a in artifacts.values()})
-        type_names = {t.id: t.name for t in store.get_artifact_types_by_id(type_ids)} if type_ids else {}
-        node_contexts = {}
-        for execution in executions:
-            node_contexts[execution.id] = _node_id(store, execution)
-        records: dict[str, ExecutionRecord] = {}
-        for execution in executions:
-            inputs: dict[str, list[ArtifactRecord]] = {}
-            outputs: dict[str, list[ArtifactRecord]] = {}
-            for ev in events:
-                if ev.execution_id != execution.id or ev.artifact_id not in artifacts:
-                    continue
-                a = artifacts[ev.artifact_id]
-                key = ev.path.steps[0].key if ev.path.steps else ""
-                record = ArtifactRecord(
-                    a.id, type_names.get(a.type_id, ""), a.uri, {**_values(a.properties), **_values(a.custom_properties)}
-                )
-                if ev.type in _EVENT_IN:
-                    inputs.setdefault(key, []).append(record)
-                elif ev.type in _EVENT_OUT and a.state == metadata_store_pb2.Artifact.LIVE:
-                    outputs.setdefault(key, []).append(record)
-            records[node_contexts[execution.id]] = ExecutionRecord(
-                id=execution.id,
-                node=node_contexts[execution.id],
-                state=metadata_store_pb2.Execution.State.Name(execution.last_known_state),
-                created_ms=execution.create_time_since_epoch,
-                updated_ms=execution.last_update_time_since_epoch,
-                properties={**_values(execution.properties), **_values(execution.custom_properties)},
-                inputs=inputs,
-                outputs=outputs,
-            )
-        return cls(run_id, context.create_time_since_epoch, records)
-
-    def execution(self, node: str) -> ExecutionRecord | None:
-        return self.executions.get(node)
-
-    def output(self, node: str, key: str) -> ArtifactRecord | None:
-        execution = self.executions.get(node)
-        found = execution.outputs.get(key) if execution else None
-        return found[-1] if found else None
-
-    def input(self, node: str, key: str) -> ArtifactRecord | None:
-        execution = self.executions.get(node)
-        found = execution.inputs.get(key) if execution else None
-        return found[-1] if found else None
-
-    def output_of_type(self, type_name: str) -> tuple[str, ArtifactRecord] | None:
-        """(component, artifact) of the run's last output of that type."""
-        found = None
-        for node, execution in self.executions.items():
-            for artifacts in execution.outputs.values():
-                for a in artifacts:
-                    if a.type == type_name:
-                        found = (node, a)
-        return found
-
-
-def _node_id(store, execution) -> str:
-    for context in store.get_contexts_by_execution(execution.id):
-        if store.get_context_types_by_id([context.type_id])[0].name == results.NODE_CONTEXT:
-            return context.name.split(".", 1)[-1]
-    return store.get_execution_types_by_id([execution.type_id])[0].name.rsplit(".", 1)[-1]
-
-
-def _values(properties) -> dict:
-    out = {}
-    for key, value in properties.items():
-        kind = value.WhichOneof("value")
-        if kind == "proto_value":
-            continue
-        if kind == "struct_value":
-            from google.protobuf import json_format
-
-            out[key] = json_format.MessageToDict(value.struct_value)
-        else:
-            out[key] = getattr(value, kind) if kind else None
-    return out
-
-
-def producing_run(store, artifact_id: int) -> str | None:
-    """The run whose execution first wrote the artifact."""
-    events = [ev for ev in store.get_events_by_artifact_ids([artifact_id]) if ev.type in _EVENT_OUT]
-    if not events:
-        return None
-    first = min(ev.execution_id for ev in events)
-    for context in store.get_contexts_by_execution(first):
-        if store.get_context_types_by_id([context.type_id])[0].name == results.RUN_CONTEXT:
-            return context.name
-    return None
 
 
 # ---------------------------------------------------------------------------
@@ -229,13 +82,13 @@ def producing_run(store, artifact_id: int) -> str | None:
 @dataclasses.dataclass
 class Report:
     config: PipelineConfig
-    run: RunRecord
+    run: records.RunRecord
     summary: results.RunSummary
     sections: list[tuple[str, str, str]]  # (anchor, title, html)
 
 
 def gather(config: PipelineConfig, store, run_id: str) -> Report:
-    run = RunRecord.load(store, run_id)
+    run = records.RunRecord.load(store, run_id)
     summary = results.summarize(store, run_id, live_run=outputs.RunLock.live_run(config.output_dir))
     report = Report(config, run, summary, [])
     baseline = run.input(names.EVALUATOR, "baseline_model")
@@ -287,82 +140,6 @@ def class_counts(statistics_uri: str) -> dict[str, dict[str, int]]:
         ordered["(all)"] = int(dataset.num_examples)
         counts[split] = ordered
     return counts
-
-
-def read_history(model_uri: str) -> dict | None:
-    import tensorflow as tf
-
-    path = f"{model_uri}/{features.HISTORY_FILE}"
-    if not tf.io.gfile.exists(path):
-        return None
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
-
-
-@dataclasses.dataclass
-class Evaluation:
-    """The Evaluator's TFMA output, overall slice, as numbers."""
-
-    metrics: dict[str, dict[str, float]]  # model ("candidate"/"baseline"/"") -> metric -> value
-    diffs: dict[str, float]  # metric -> candidate minus baseline
-    per_class: dict[str, dict[str, float]]  # class -> metric (precision, recall, auc) -> value, candidate
-    confusion: list[list[float]]  # [actual][predicted], candidate
-    no_prediction: list[float]  # per actual class: examples no class was predicted for
-    eval_config: object | None  # the EvalConfig TFMA ran with
-    validation: object | None  # ValidationResult
-
-
-def read_evaluation(uri: str) -> Evaluation:
-    import tensorflow as tf
-    import tensorflow_model_analysis as tfma
-    from tensorflow_model_analysis.writers import eval_config_writer
-
-    metrics: dict[str, dict[str, float]] = {}
-    diffs: dict[str, float] = {}
-    per_class: dict[str, dict[str, float]] = {}
-    candidate_names = ("", results.CANDIDATE)
-    if tf.io.gfile.glob(f"{uri}/metrics*"):
-        for record in tfma.load_metrics(uri):
-            if tfma.slicer.deserialize_slice_key(record.slice_key):
-                continue
-            for kv in record.metric_keys_and_values:
-                key, value = kv.key, kv.value.double_value.value
-                if key.HasField("sub_key"):
-                    if key.sub_key.HasField("class_id") and key.model_name in candidate_names and not key.is_diff:
-                        index = key.sub_key.class_id.value
-                        if 0 <= index < features.NUM_CLASSES:
-                            per_class.setdefault(features.CLASS_NAMES[index], {})[key.name] = value
-                    continue
-                if key.is_diff:
-                    diffs[key.name] = value
-                else:
-                    metrics.setdefault(key.model_name, {})[key.name] = value
-    n = features.NUM_CLASSES
-    confusion = [[0.0] * n for _ in range(n)]
-    none = [0.0] * n
-    if tf.io.gfile.glob(f"{uri}/plots*"):
-        for record in tfma.load_plots(uri):
-            if tfma.slicer.deserialize_slice_key(record.slice_key):
-                continue
-            for kv in record.plot_keys_and_values:
-                if kv.key.model_name not in candidate_names:
-                    continue
-                matrices = kv.value.multi_class_confusion_matrix_at_thresholds.matrices
-                if not matrices:
-                    continue
-                # One matrix per threshold; 0 (the default) is "top class wins".
-                matrix = min(matrices, key=lambda m: m.threshold)
-                for entry in matrix.entries:
-                    a, p = entry.actual_class_id, entry.predicted_class_id
-                    if not 0 <= a < n:
-                        continue
-                    if 0 <= p < n:
-                        confusion[a][p] += entry.num_weighted_examples
-                    else:
-                        none[a] += entry.num_weighted_examples
-    eval_config = eval_config_writer.load_eval_run(uri)[0]
-    validation = tfma.load_validation_result(uri) if tf.io.gfile.glob(f"{uri}/validations*") else None
-    return Evaluation(metrics, diffs, per_class, confusion, none, eval_config, validation)
 
 
 @dataclasses.dataclass
@@ -430,7 +207,7 @@ def _thumbnail(image: bytes) -> bytes:
 # Sections.
 
 
-def _data_section(run: RunRecord, summary: results.RunSummary) -> str:
+def _data_section(run: records.RunRecord, summary: results.RunSummary) -> str:
     parts = []
     example_gen = next((e for n, e in run.executions.items() if "ExampleGen" in n), None)
     facts = []
@@ -483,17 +260,17 @@ def _data_section(run: RunRecord, summary: results.RunSummary) -> str:
     return "".join(parts)
 
 
-def _training_section(store, run: RunRecord) -> str:
+def _training_section(store, run: records.RunRecord) -> str:
     model = run.output(names.TRAINER, "model")
     if model is None:
         return _note("The Trainer produced no model in this run.")
-    history = read_history(model.uri)
+    history = records.read_history(model.uri)
     if history is None:
         return _note(f"No {features.HISTORY_FILE} next to the model ({model.uri}).")
     trainer = run.execution(names.TRAINER)
     parts = []
     if trainer is not None and trainer.state == "CACHED":
-        origin = producing_run(store, model.id)
+        origin = records.producing_run(store, model.id)
         parts.append(_note("The Trainer was cached: this model and its history come from "
                            + (f"run {origin}." if origin else "an earlier run.")))
     epochs = len(history.get("loss", []))
@@ -517,11 +294,11 @@ def _training_section(store, run: RunRecord) -> str:
     return "".join(parts)
 
 
-def _evaluation_section(run: RunRecord) -> str:
+def _evaluation_section(run: records.RunRecord) -> str:
     evaluation_artifact = run.output(names.EVALUATOR, "evaluation")
     if evaluation_artifact is None:
         return _note("The Evaluator did not run in this run.")
-    ev = read_evaluation(evaluation_artifact.uri)
+    ev = records.read_evaluation(evaluation_artifact.uri)
     n = features.NUM_CLASSES
     class_names = features.CLASS_NAMES
     total = sum(map(sum, ev.confusion)) + sum(ev.no_prediction)
@@ -562,11 +339,11 @@ def _evaluation_section(run: RunRecord) -> str:
     return "".join(parts)
 
 
-def _gates_section(store, run: RunRecord, summary: results.RunSummary, baseline) -> str:
+def _gates_section(store, run: records.RunRecord, summary: results.RunSummary, baseline) -> str:
     evaluation_artifact = run.output(names.EVALUATOR, "evaluation")
     parts = []
     gate_rows = []
-    data_gate = run.execution(results.DATA_GATE)
+    data_gate = run.execution(names.DATA_GATE)
     if data_gate is not None:
         found = sum(len(v) for v in summary.anomalies.values())
         verdict = "pass" if data_gate.state in ("COMPLETE", "CACHED") and not found else (
@@ -578,8 +355,8 @@ def _gates_section(store, run: RunRecord, summary: results.RunSummary, baseline)
         if gate_rows:
             parts.append(_table(["gate", "rule", "measured", "verdict"], gate_rows))
         return "".join(parts)
-    ev = read_evaluation(evaluation_artifact.uri)
-    candidate = ev.metrics.get(results.CANDIDATE if baseline is not None else "", ev.metrics.get("", {}))
+    ev = records.read_evaluation(evaluation_artifact.uri)
+    candidate = ev.metrics.get(records.CANDIDATE if baseline is not None else "", ev.metrics.get("", {}))
     base_values = ev.metrics.get("baseline", {}) if baseline is not None else {}
     itself = False
     if baseline is not None:
@@ -593,7 +370,7 @@ def _gates_section(store, run: RunRecord, summary: results.RunSummary, baseline)
         elif version:
             described = f"pushed version {version}, the newest model in the serving folder ({baseline.uri})"
         else:
-            origin = producing_run(store, baseline.id)
+            origin = records.producing_run(store, baseline.id)
             described = f"the last blessed model, {baseline.uri}" + (f" (trained in run {origin})" if origin else "")
         candidate_model = run.output(names.TRAINER, "model")
         shown = f'<span data-key="baseline_model" data-version="{_a(version or "")}" data-uri="{_a(baseline.uri)}">{html.escape(described)}</span>'
@@ -625,7 +402,7 @@ def _gates_section(store, run: RunRecord, summary: results.RunSummary, baseline)
     return "".join(parts)
 
 
-def _model_gates(run: RunRecord, ev: Evaluation, candidate: dict, has_baseline: bool, itself: bool = False) -> list:
+def _model_gates(run: records.RunRecord, ev: records.Evaluation, candidate: dict, has_baseline: bool, itself: bool = False) -> list:
     """One row per threshold configured on the Evaluator (its execution's
     eval_config), judged by TFMA's validation result; a change threshold
     TFMA did not apply (no baseline) says so."""
@@ -698,7 +475,7 @@ def _gate_row(gate: str, rule: str, measured: str, verdict: str):
     ]
 
 
-def _mistakes_section(run: RunRecord) -> str:
+def _mistakes_section(run: records.RunRecord) -> str:
     model = run.output(names.TRAINER, "model")
     examples = run.output_of_type("Examples")
     if model is None or examples is None:
@@ -725,7 +502,7 @@ def _mistakes_section(run: RunRecord) -> str:
     return head + f'<div class="grid">{"".join(cards)}</div>'
 
 
-def _settings_section(run: RunRecord) -> str:
+def _settings_section(run: records.RunRecord) -> str:
     trainer = run.execution(names.TRAINER)
     if trainer is None:
         return _note("The Trainer did not run in this run.")
@@ -768,7 +545,7 @@ def _tuned_values(uri: str) -> dict:
         return json.load(f).get("values", {})
 
 
-def _timing_section(run: RunRecord) -> str:
+def _timing_section(run: records.RunRecord) -> str:
     if not run.executions:
         return _note("No component ran.")
     longest = max(e.seconds for e in run.executions.values()) or 1.0

@@ -67,11 +67,11 @@ def refused_run(pipeline_run):
     """The shared run's folder run again with a gate no model passes: cached up
     to the Trainer, then refused. (config, CompletedProcess, first run id,
     refused run id); the first run's id comes first in ML Metadata."""
-    from flowers.runs import results
+    from flowers.runs import records
 
     config, _ = pipeline_run
     done = flowers_cli("run", "--output-dir", config.output_dir, *TINY_RUN_SETTINGS, "--min-accuracy", "0.999")
-    ids = results.run_ids(results.store_for(config))
+    ids = records.run_ids(records.store_for(config))
     return config, done, ids[0], ids[-1]
 
 

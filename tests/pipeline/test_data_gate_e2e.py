@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from conftest import IN_PROCESS_BEAM
 from flowers import features, outcome
-from flowers.runs import results
+from flowers.runs import records, results
 from flowers.config import PipelineConfig
 from samples import sample_examples
 
@@ -77,8 +77,8 @@ def test_bad_data_ends_with_exit_4_and_no_model(refused_runs, case, expected):
     assert expected in stdout and "state:          data refused" in stdout
     assert "Transform" not in [line.split()[0] for line in stdout.splitlines() if line.strip()]
     assert not os.path.exists(os.path.join(out, "serving"))
-    store = results.store_for(PipelineConfig(output_dir=out))
-    summary = results.summarize(store, results.run_ids(store)[-1])
+    store = records.store_for(PipelineConfig(output_dir=out))
+    summary = results.summarize(store, records.run_ids(store)[-1])
     assert summary.state == "data refused" and summary.failed_component == "DataGate"
     assert "Trainer" not in summary.executions and summary.model_uri is None
     assert any(expected in line for lines in summary.anomalies.values() for line in lines)

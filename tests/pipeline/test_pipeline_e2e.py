@@ -16,7 +16,7 @@ from conftest import TINY_RUN_SETTINGS, flowers_cli
 from flowers import features, outcome
 from flowers.features import HISTORY_FILE
 from flowers.pipeline import supervisor
-from flowers.runs import results, predict
+from flowers.runs import records, results, predict
 from flowers.data import layout
 from flowers.pipeline.pipeline import create_components
 
@@ -25,19 +25,19 @@ pytestmark = pytest.mark.slow
 
 def test_every_component_ran_once_and_completed(pipeline_run):
     config, _ = pipeline_run
-    store = results.store_for(config)
-    (run_id,) = results.run_ids(store)
+    store = records.store_for(config)
+    (run_id,) = records.run_ids(store)
     summary = results.summarize(store, run_id)
     expected = {c.id for c in create_components(layout.resolve(config))}
     assert set(summary.executions) == expected
     assert set(summary.executions.values()) == {"COMPLETE"}
-    context = store.get_context_by_type_and_name(results.RUN_CONTEXT, run_id)
+    context = store.get_context_by_type_and_name(records.RUN_CONTEXT, run_id)
     assert len(store.get_executions_by_context(context.id)) == len(expected)
 
 
 def test_model_was_blessed_and_pushed_into_a_versioned_dir(pipeline_run):
     config, done = pipeline_run
-    summary = results.summarize(results.store_for(config), results.run_ids(results.store_for(config))[0])
+    summary = results.summarize(records.store_for(config), records.run_ids(records.store_for(config))[0])
     assert summary.state == "pushed" and summary.blessed
     assert summary.accuracy >= config.gates.min_accuracy
     assert summary.eval_examples > 0
@@ -94,8 +94,8 @@ def test_examples_signature_agrees_with_bytes_signature(pipeline_run, sample_jpe
 
 def test_training_history_and_tensorboard_logs_are_kept(pipeline_run):
     config, _ = pipeline_run
-    store = results.store_for(config)
-    model_uri = results.summarize(store, results.run_ids(store)[0]).model_uri
+    store = records.store_for(config)
+    model_uri = results.summarize(store, records.run_ids(store)[0]).model_uri
     with open(os.path.join(model_uri, HISTORY_FILE)) as f:
         history = json.load(f)
     epochs = len(history["loss"])
@@ -127,8 +127,8 @@ def test_predict_reports_each_bad_file_and_still_classifies_the_good_ones(pipeli
 
 def test_the_summary_kept_with_the_run_is_what_ml_metadata_says(pipeline_run):
     config, _ = pipeline_run
-    store = results.store_for(config)
-    run_id = results.run_ids(store)[0]
+    store = records.store_for(config)
+    run_id = records.run_ids(store)[0]
     kept = results.summarize(store, run_id)
     assert kept == results.summarize(store, run_id, recorded=False)
     assert kept.state == "pushed" and kept.accuracy is not None and kept.per_class_recall
@@ -151,7 +151,7 @@ def test_a_model_below_the_gate_exits_3_and_is_not_pushed(refused_run):
     Caching reuses everything up to the Trainer."""
     config, done, first_id, second_id = refused_run
     assert done.returncode == outcome.REFUSED, done.stdout[-3000:] + done.stderr[-3000:]
-    store = results.store_for(config)
+    store = records.store_for(config)
     first_push = results.summarize(store, first_id).pushed_to
     second = results.summarize(store, second_id)
     assert second.state == "refused" and not second.blessed and second.pushed_to is None
@@ -194,11 +194,11 @@ def test_a_second_run_is_refused_and_sigint_stops_the_first_without_a_push(pipel
     assert first.returncode == outcome.SIGINT, output[-3000:]
     assert "interrupted by SIGINT" in output
     assert sorted(os.listdir(config.serving_dir)) == pushed_before
-    store = results.store_for(config)
-    last = results.summarize(store, results.run_ids(store)[-1])
+    store = records.store_for(config)
+    last = results.summarize(store, records.run_ids(store)[-1])
     assert last.state == "interrupted" and last.pushed_to is None
     assert "Trainer" not in last.executions or last.executions["Trainer"] != "COMPLETE"
-    run_id = results.run_ids(store)[-1]
+    run_id = records.run_ids(store)[-1]
     leftover = subprocess.run(["pgrep", "-f", f"flowers.pipeline.local {run_id}"], capture_output=True, text=True)
     assert leftover.stdout.strip() == ""
     assert supervisor.RunLock.live_run(config.output_dir) is None

@@ -13,7 +13,7 @@ import tensorflow as tf
 from conftest import IN_PROCESS_BEAM, flowers_cli
 from flowers import outcome
 from flowers.config import PipelineConfig
-from flowers.runs import results
+from flowers.runs import records
 from samples import sample_examples
 
 pytestmark = pytest.mark.slow
@@ -40,7 +40,7 @@ def history(out: str) -> list[dict]:
 def split_count(store, run_id: str, split: str) -> int:
     """Examples in `split` of the Examples artifacts the run's Trainer read."""
     trainer = next(e for e in store.get_executions_by_context(
-        store.get_context_by_type_and_name(results.RUN_CONTEXT, run_id).id) if "Trainer" in store.get_execution_types_by_id([e.type_id])[0].name)
+        store.get_context_by_type_and_name(records.RUN_CONTEXT, run_id).id) if "Trainer" in store.get_execution_types_by_id([e.type_id])[0].name)
     events = store.get_events_by_execution_ids([trainer.id])
     examples = [a for a in store.get_artifacts_by_id([e.artifact_id for e in events if e.type == e.INPUT])
                 if store.get_artifact_types_by_id([a.type_id])[0].name == "Examples"]
@@ -87,7 +87,7 @@ def test_second_run_trains_on_both_spans_against_the_first_model(scenario):
     assert second["baseline_version"] == first["pushed_version"]
     assert second["baseline_accuracy"] is not None
     assert f"baseline:       version {first['pushed_version']}" in done.stdout
-    store = results.store_for(PipelineConfig(output_dir=out))
+    store = records.store_for(PipelineConfig(output_dir=out))
     # Both spans' train share: more than the first run's, about twice it.
     assert second["train_examples"] == split_count(store, second["run_id"], "train")
     assert second["train_examples"] > 1.5 * first["train_examples"]
@@ -109,7 +109,7 @@ def test_a_window_of_one_span_and_pruning(scenario):
     assert done.returncode == outcome.PUSHED, done.stdout[-3000:] + done.stderr[-3000:]
     window = history(out)[3]
     assert window["spans"] == [2]
-    store = results.store_for(PipelineConfig(output_dir=out))
+    store = records.store_for(PipelineConfig(output_dir=out))
     assert window["train_examples"] == split_count(store, window["run_id"], "train")
     serving = os.path.join(out, "serving")
     assert os.listdir(serving) == [window["pushed_version"]]

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import flowers_cli
 from flowers import features, outcome
-from flowers.runs import report, results
+from flowers.runs import records, report, results
 from flowers.cli.main import main
 
 SAMPLE_EXAMPLES = 250  # data/sample: 50 photos per class
@@ -124,7 +124,7 @@ def runs(refused_run):
     """The suite's shared runs: one pushed, then one refused by the gate."""
     config, second, first_id, second_id = refused_run
     assert second.returncode == outcome.REFUSED, second.stdout[-3000:] + second.stderr[-3000:]
-    return config, results.store_for(config), first_id, second_id
+    return config, records.store_for(config), first_id, second_id
 
 
 @pytest.fixture(scope="module")
