@@ -34,8 +34,8 @@ import sys
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_PHOTOS = os.path.join(os.path.dirname(REPO), "shared", "flowers", "flower_photos")
+from common import DEFAULT_PHOTOS, REPO, commit, component_seconds, say
+
 
 # The lab's recipe, expressed in the pipeline's own configuration.
 LAB = {
@@ -71,7 +71,7 @@ def main(argv=None) -> None:
     work = os.path.abspath(args.work or tempfile.mkdtemp(prefix="flowers-benchmark-"))
     data_root, source, convert_s = _data(args.photos, work)
     overrides = dict(s.split("=", 1) for s in args.settings)
-    line = {"benchmark": "accuracy", "commit": _commit(), "data": source, "work_dir": work, "convert_seconds": convert_s}
+    line = {"benchmark": "accuracy", "commit": commit(), "data": source, "work_dir": work, "convert_seconds": convert_s}
     for name in args.recipes.split(","):
         recipe = {**RECIPES[name], **(overrides if name == "production" else {})}
         line[name] = _run(name, recipe, data_root, os.path.join(work, name))
@@ -99,20 +99,20 @@ def _data(photos: str | None, work: str) -> tuple[str, str, float | None]:
     if photos is None and not os.path.isdir(DEFAULT_PHOTOS):
         from flowers.config import SAMPLE_DATA
 
-        _say(f"{DEFAULT_PHOTOS} not found; using the bundled sample")
+        say(f"{DEFAULT_PHOTOS} not found; using the bundled sample")
         return SAMPLE_DATA, "bundled sample", None
     photos = os.path.abspath(photos or DEFAULT_PHOTOS)
     data_root = os.path.join(work, "data")
     if glob.glob(os.path.join(data_root, "span-*", "*.tfrec")):
-        _say(f"reusing the shards in {data_root}")
+        say(f"reusing the shards in {data_root}")
         return data_root, photos, None
     from flowers.data import convert
 
-    _say(f"converting {photos} into {data_root}")
+    say(f"converting {photos} into {data_root}")
     start = time.perf_counter()
     result = convert.convert(photos, data_root)
     if result.skipped:
-        _say(f"skipped {len(result.skipped)} file(s) that are not images")
+        say(f"skipped {len(result.skipped)} file(s) that are not images")
     return data_root, photos, round(time.perf_counter() - start, 1)
 
 
@@ -120,7 +120,7 @@ def _run(name: str, overrides: dict, data_root: str, out: str) -> dict:
     """One pipeline run in a fresh process (no state shared between recipes)."""
     os.makedirs(out, exist_ok=True)
     log_path = os.path.join(out, "pipeline.log")
-    _say(f"{name}: running the pipeline {json.dumps(overrides)}; log in {log_path}")
+    say(f"{name}: running the pipeline {json.dumps(overrides)}; log in {log_path}")
     with open(log_path, "w") as log:
         done = subprocess.run(
             [sys.executable, os.path.abspath(__file__), "--child", json.dumps(overrides), data_root, out],
@@ -130,7 +130,7 @@ def _run(name: str, overrides: dict, data_root: str, out: str) -> dict:
         raise SystemExit(f"{name}: the pipeline failed (exit {done.returncode}); see {log_path}")
     with open(os.path.join(out, "benchmark.json")) as f:
         result = json.load(f)
-    _say(f"{name}: eval accuracy {result['eval_accuracy']:.4f} in {result['pipeline_seconds']:.0f} s")
+    say(f"{name}: eval accuracy {result['eval_accuracy']:.4f} in {result['pipeline_seconds']:.0f} s")
     return result
 
 
@@ -160,7 +160,7 @@ def _child(overrides: dict, data_root: str, out: str) -> None:
         "best_val_accuracy": max(history["val_accuracy"]),
         "last_train_accuracy": history["accuracy"][-1],
         "training_seconds": round(sum(history.get("epoch_seconds", [])), 1),
-        "trainer_seconds": _component_seconds(store).get("Trainer"),
+        "trainer_seconds": component_seconds(store).get("Trainer"),
         "pipeline_seconds": pipeline_s,
         "blessed": summary.blessed,
         "degraded_eval_accuracy": degraded_accuracy(summary.model_uri, store),
@@ -225,29 +225,6 @@ def _split_counts(store) -> dict[str, int]:
         )
         for name in names
     }
-
-
-def _component_seconds(store) -> dict[str, float]:
-    """Seconds from start to finish of each component's last execution."""
-    types = {t.id: t.name.rsplit(".", 1)[-1] for t in store.get_execution_types()}
-    seconds = {}
-    for e in sorted(store.get_executions(), key=lambda e: e.id):
-        seconds[types[e.type_id]] = round((e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000, 1)
-    return seconds
-
-
-def _commit() -> str | None:
-    """The checked-out commit, marked "+dirty" when tracked files differ from it."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--"], cwd=REPO).returncode != 0
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return head.stdout.strip() + ("+dirty" if dirty else "")
-
-
-def _say(message: str) -> None:
-    print(f"[benchmark] {message}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -32,8 +32,7 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from accuracy import DEFAULT_PHOTOS, _commit, _component_seconds, _say  # noqa: E402
+from common import DEFAULT_PHOTOS, commit, component_seconds, say
 
 GOALS = {"max_wall_ratio": 1.3, "min_throughput_ratio": 0.9, "max_bytes_ratio": 2.0, "max_evaluator_ratio": 2.0}
 
@@ -67,7 +66,7 @@ def main(argv=None) -> None:
 def _convert(photos: str, per_class: int, data_root: str) -> str:
     if os.path.isdir(os.path.join(data_root, "span-1")):
         return data_root
-    _say(f"converting {photos} into {data_root}")
+    say(f"converting {photos} into {data_root}")
     if per_class:
         from flowers.data import sample
 
@@ -81,7 +80,7 @@ def _convert(photos: str, per_class: int, data_root: str) -> str:
 
 def _pipeline(data_root: str, out: str, settings: dict, python: str) -> dict:
     sets = [arg for k, v in settings.items() for arg in ("--set", f"{k}={v}")]
-    _say(f"pipeline: flowers run into {out}")
+    say(f"pipeline: flowers run into {out}")
     start, epoch_start = time.perf_counter(), time.time()
     done = subprocess.run(
         [python, "-m", "flowers.cli.main", "run", "--no-cache", "--min-accuracy", "0",
@@ -127,7 +126,7 @@ def _plain(out: str, settings: dict) -> dict:
     split = _examples(out)
     config = PipelineConfig().override(settings)
     cfg, size = config.training, config.data.image_size
-    _say(f"plain Keras: {len(split['train'])} train images")
+    say(f"plain Keras: {len(split['train'])} train images")
     start = time.perf_counter()
 
     def dataset(rows, training):
@@ -175,7 +174,7 @@ def _report(pipeline: dict, plain: dict, data_root: str, out: str, settings: dic
     from flowers.runs import records
 
     store = records.store_for(PipelineConfig(output_dir=out))
-    seconds = _component_seconds(store)
+    seconds = component_seconds(store)
     first_start = min(e.create_time_since_epoch for e in store.get_executions()) / 1000 - pipeline["epoch_start"]
     # The Trainer's model (the baseline component outputs Model artifacts too).
     model_uri = [a for a in store.get_artifacts_by_type("Model") if "/Trainer/" in a.uri][-1].uri
@@ -193,7 +192,7 @@ def _report(pipeline: dict, plain: dict, data_root: str, out: str, settings: dic
         "evaluator": round(seconds.get("Evaluator", 0) / plain["predict_seconds"], 3),
     }
     print(json.dumps({
-        "commit": _commit(),
+        "commit": commit(),
         "settings": settings,
         "train_images": plain["train_images"],
         "pipeline_wall_s": round(pipeline["wall"], 1),

@@ -26,8 +26,7 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from accuracy import DEFAULT_PHOTOS, REPO, _commit, _component_seconds, _say  # noqa: E402
+from common import DEFAULT_PHOTOS, REPO, commit, component_seconds, say
 
 
 def main(argv=None) -> None:
@@ -47,7 +46,7 @@ def main(argv=None) -> None:
     sets = [arg for item in args.settings for arg in ("--set", item)]
     convert.convert(halves[0], data_root)
     first = os.path.join(args.work, "span-1-run")
-    line = {"benchmark": "warm_start", "commit": _commit(), "photos_per_span": _count(halves), "settings": args.settings}
+    line = {"benchmark": "warm_start", "commit": commit(), "photos_per_span": _count(halves), "settings": args.settings}
     line["span_1"] = _run(first, data_root, sets)
     convert.add_span(halves[1], data_root)
     for name, extra in (("cold", []), ("warm", ["--set", "warm_start=true"])):
@@ -92,7 +91,7 @@ def _run(out: str, data_root: str, sets: list[str]) -> dict:
     from flowers.config import PipelineConfig
     from flowers.runs import records, results
 
-    _say(f"flowers run into {out} {' '.join(sets)}")
+    say(f"flowers run into {out} {' '.join(sets)}")
     start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "flowers.cli.main", "run", "--no-cache", "--data-root", data_root, "--output-dir", out, *sets],
@@ -116,11 +115,11 @@ def _run(out: str, data_root: str, sets: list[str]) -> dict:
         "state": summary.state,
         "epochs": len(history["loss"]),
         "fit_seconds": round(sum(history["epoch_seconds"]), 1),
-        "trainer_seconds": _component_seconds(store).get("Trainer"),
+        "trainer_seconds": component_seconds(store).get("Trainer"),
         "run_seconds": wall,
         "warm_start_log": warm_lines,
     }
-    _say(f"{out}: accuracy {summary.accuracy} in {wall} s ({result['epochs']} epochs)")
+    say(f"{out}: accuracy {summary.accuracy} in {wall} s ({result['epochs']} epochs)")
     return result
 
 
