@@ -135,17 +135,15 @@ def _run(name: str, overrides: dict, data_root: str, out: str) -> dict:
 
 
 def _child(overrides: dict, data_root: str, out: str) -> None:
-    from flowers.features import HISTORY_FILE
     from flowers.config import PipelineConfig
     from flowers.pipeline import supervisor
     from flowers.runs import records
 
     config = PipelineConfig(output_dir=os.path.abspath(out)).override({"data.data_root": data_root, "run.enable_cache": False}).override(overrides)
     start = time.perf_counter()
-    summary = supervisor.run(config, echo=_say).summary
+    summary = supervisor.run(config, echo=say).summary
     pipeline_s = round(time.perf_counter() - start, 1)
-    with open(os.path.join(summary.model_uri, HISTORY_FILE)) as f:
-        history = json.load(f)
+    history = records.read_history(summary.model_uri)
     store = records.store_for(config)
     counts = _split_counts(store)
     phases = history["phase"]

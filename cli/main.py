@@ -65,7 +65,7 @@ def run(no_cache: bool, tune: bool, verbose: bool, **options) -> None:
 def run_and_report(config: PipelineConfig, verbose: bool = False) -> int:
     """Run under the supervisor, print the run's summary; the exit code."""
     from flowers.pipeline import supervisor
-    from flowers.runs import records, results
+    from flowers.runs import results
 
     result = supervisor.run(config, echo=click.echo, verbose=verbose)
     if result.summary is not None:
@@ -81,7 +81,6 @@ def run_and_report(config: PipelineConfig, verbose: bool = False) -> int:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per run.")
 def history(output_dir: str, as_json: bool) -> None:
     """Past runs from ML Metadata: state, accuracy and where each model went."""
-    from flowers.pipeline import supervisor
     from flowers.runs import records, results
 
     config = PipelineConfig(output_dir=output_dir)
@@ -105,7 +104,7 @@ def report(run_id: str | None, output_dir: str) -> None:
     """Write the HTML report of a run (default: the newest) into its folder
     under OUTPUT_DIR/runs/ and print its path: data, training curves,
     confusion matrix, gates, wrong eval images, settings, times."""
-    from flowers.runs import records, report as run_report
+    from flowers.runs import report as run_report
 
     click.echo(run_report.write_report(PipelineConfig(output_dir=output_dir), run_id))
 
@@ -126,7 +125,7 @@ def predict(inputs: tuple[str, ...], model_dir: str | None, output_dir: str, out
     lines or CSV, to stdout or --out; a file that cannot be read as an image
     gets a row with an "error" and the others are still classified."""
     from flowers.config import LOCAL_BEAM_ARGS
-    from flowers.runs import records, predict
+    from flowers.runs import predict
 
     if beam and not out_file:
         raise click.UsageError("--beam writes its rows to a file: give --out")

@@ -21,7 +21,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from flowers.images import decode_and_crop
 from flowers.data import layout
 from flowers import features
-from flowers.config import DEFAULT_SHARDS, DataConfig, PipelineConfig
+from flowers.config import DEFAULT_SHARDS, DataConfig
 
 SHARD_PREFIX = "flowers"
 _SKIPPED = "skipped"
