@@ -16,7 +16,8 @@ import click
 from flowers import outcome, outputs
 from flowers.config import DEFAULT_SHARDS, DataConfig, PipelineConfig, bounds
 from flowers.cli.kubeflow import kubeflow
-from flowers.cli.options import build_config, config_options
+from flowers.cli.options import build_config, config_options, output_config, output_dir_option
+from flowers.cli.settings import config as config_group
 from flowers.outputs import OutputDirBusy
 
 # Errors a user can act on (bad settings and input files, an unreadable or
@@ -45,6 +46,7 @@ def cli() -> None:
 
 
 cli.add_command(kubeflow)
+cli.add_command(config_group)
 
 
 @cli.command(epilog=outcome.HELP)
@@ -77,48 +79,93 @@ def run_and_report(config: PipelineConfig, verbose: bool = False) -> int:
 
 
 @cli.command()
-@click.option("--output-dir", default=PipelineConfig.output_dir, show_default=True)
+@output_dir_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per run.")
-def history(output_dir: str, as_json: bool) -> None:
-    """Past runs from ML Metadata: state, accuracy and where each model went."""
+@click.option(
+    "--columns", "-c", default="", metavar="KEY,...",
+    help="Settings to show as columns, e.g. training.epochs,gates.min_accuracy (`flowers config docs` lists them).",
+)
+def history(output_dir: str | None, as_json: bool, columns: str) -> None:
+    """Past runs from ML Metadata: state, accuracy, duration, settings and where each model went."""
     from flowers.runs import records, results
 
-    config = PipelineConfig(output_dir=output_dir)
+    from flowers.config import setting_keys
+
+    shown = tuple(c.strip() for c in columns.split(",") if c.strip())
+    unknown = [c for c in shown if c not in setting_keys()]
+    if unknown:
+        raise click.BadParameter(f"unknown setting {unknown[0]} (`flowers config docs` lists them)", param_hint="--columns")
+    config = output_config(output_dir)
     store = records.store_for(config)
-    live = outputs.RunLock.live_run(output_dir)
+    live = outputs.RunLock.live_run(config.output_dir)
     if not as_json:
-        click.echo(results.HISTORY_HEADER)
+        click.echo(results.history_header(shown))
     for run_id in records.run_ids(store):
         try:
             summary = results.summarize(store, run_id, live_run=live)
         except Exception as e:  # one unreadable run never hides the others
             click.echo(json.dumps({"run_id": run_id, "state": "unreadable", "error": str(e)}) if as_json else f"{run_id}  unreadable: {e}")
             continue
-        click.echo(json.dumps(dataclasses.asdict(summary)) if as_json else results.history_row(summary))
+        click.echo(json.dumps(dataclasses.asdict(summary)) if as_json else results.history_row(summary, shown))
 
 
 @cli.command()
 @click.argument("run_id", required=False)
-@click.option("--output-dir", default=PipelineConfig.output_dir, show_default=True)
-def report(run_id: str | None, output_dir: str) -> None:
+@output_dir_option
+def report(run_id: str | None, output_dir: str | None) -> None:
     """Write the HTML report of a run (default: the newest) into its folder
     under OUTPUT_DIR/runs/ and print its path: data, training curves,
     confusion matrix, gates, wrong eval images, settings, times."""
     from flowers.runs import report as run_report
 
-    click.echo(run_report.write_report(PipelineConfig(output_dir=output_dir), run_id))
+    click.echo(run_report.write_report(output_config(output_dir), run_id))
+
+
+@cli.command()
+@click.argument("run_a", required=False)
+@click.argument("run_b", required=False)
+@output_dir_option
+def compare(run_a: str | None, run_b: str | None, output_dir: str | None) -> None:
+    """Two runs side by side (default: the newest and the one before it):
+    outcome, accuracy, per-class recall, gates, time and the settings that differ."""
+    from flowers.runs import compare as comparing
+    from flowers.runs import records, results
+
+    config = output_config(output_dir)
+    store = records.store_for(config)
+    ids = records.run_ids(store)
+    if run_a is None and run_b is None:
+        if len(ids) < 2:
+            raise LookupError(f"{config.metadata_path}: {len(ids)} run(s) recorded; compare needs two")
+        run_a, run_b = ids[-2], ids[-1]
+    elif run_b is None:
+        run_b = ids[-1] if ids else None
+    first, second = (results.summarize(store, records.resolve_run_id(store, r, config)) for r in (run_a, run_b))
+    for line in comparing.text(first, second):
+        click.echo(line)
+
+
+@cli.command()
+@click.argument("version", required=False)
+@output_dir_option
+def rollback(version: str | None, output_dir: str | None) -> None:
+    """Serve an older pushed VERSION again (default: the one pushed before the
+    served one): copied as the newest version, recorded in ML Metadata and history."""
+    from flowers.runs import rollback as rolling
+
+    click.echo(rolling.describe(rolling.rollback(output_config(output_dir), version)))
 
 
 @cli.command(epilog="Exit codes: 0 every file was classified; 1 some file could not be (its row has an \"error\"); 2 bad usage.")
 @click.argument("inputs", metavar="PATH...", nargs=-1, required=True)
 @click.option("--model", "model_dir", help="A SavedModel folder (default: the newest pushed model).")
-@click.option("--output-dir", default=PipelineConfig.output_dir, show_default=True)
+@output_dir_option
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Write the rows to this file (with a progress bar) instead of stdout.")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), help="Row format  [default: csv if --out ends in .csv, else jsonl]")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 4096), help="Images per call of the model.")
 @click.option("--beam", is_flag=True, help="Run as an Apache Beam job (RunInference); needs --out. For large folders, or Dataflow.")
 @click.option("--beam-arg", "beam_args", multiple=True, help="A Beam pipeline argument for --beam (repeatable; default: the local DirectRunner).")
-def predict(inputs: tuple[str, ...], model_dir: str | None, output_dir: str, out_file: str | None, fmt: str | None,
+def predict(inputs: tuple[str, ...], model_dir: str | None, output_dir: str | None, out_file: str | None, fmt: str | None,
             batch_size: int, beam: bool, beam_args: tuple[str, ...]) -> None:
     """Classify image files with a pushed model: files, and folders searched
     recursively for .jpg/.jpeg/.png/.gif/.bmp files. One row per file, JSON
@@ -129,7 +176,7 @@ def predict(inputs: tuple[str, ...], model_dir: str | None, output_dir: str, out
 
     if beam and not out_file:
         raise click.UsageError("--beam writes its rows to a file: give --out")
-    model_dir = model_dir or predict.newest_pushed_model(PipelineConfig(output_dir=output_dir))
+    model_dir = model_dir or predict.newest_pushed_model(output_config(output_dir))
     paths, passed_over = predict.list_images(inputs)
     if passed_over:
         click.echo(f"passed over {passed_over} file(s) without an image extension in the folder(s)", err=True)

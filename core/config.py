@@ -134,13 +134,15 @@ class TrainingConfig:
 
     # MobileNetV2's width. 1.0 (the lab's backbone, bundled too) scored no
     # better than 0.5 on the shared photos, at three times the weights and
-    # multiply-adds (README, "Accuracy benchmark").
+    # multiply-adds (docs/benchmarks.md).
     alpha: float = _setting(0.5, choices=ALPHAS)
     # "bundled" (shipped with the repo), "imagenet" (downloads), "none", or a .h5 path.
     weights: str = "bundled"
     # "pooling": global average pooling + dropout; "flatten": the lab's recipe.
     head: str = _setting("pooling", choices=HEADS)
+    # Dropout before the softmax head.
     dropout: float = _setting(0.5, low=0.0, high=0.95)
+    # Training-time augmentation on (random flips and the kinds below).
     augment: bool = True
     # Training-only augmentation besides horizontal flips (0 turns one off):
     # rotation (fraction of a full turn), zoom in/out (fraction of the side),
@@ -150,14 +152,17 @@ class TrainingConfig:
     augment_color: float = _setting(0.1, low=0.0, high=0.9)
     # Share of training images degraded as phones and chat apps do (downscale
     # and back, JPEG recompression, mild blur; each independently). What it
-    # does for such photos is measured, not yet settled: README, "Accuracy
-    # benchmark".
+    # does for such photos is measured, not yet settled: docs/benchmarks.md.
     augment_degrade: float = _setting(0.3, low=0.0, high=1.0)
+    # Cross-entropy label smoothing.
     label_smoothing: float = _setting(0.1, low=0.0, high=0.9)
+    # Images per training step.
     batch_size: int = _setting(32, low=1, high=4096)
+    # First phase: the head on a frozen backbone, at most this many epochs, at this learning rate.
     epochs: int = _setting(15, low=1, high=1000)
     learning_rate: float = _setting(1e-3, low=0.0, high=1.0, open_low=True)
-    # Second phase: unfreeze the top of the backbone at a lower learning rate.
+    # Second phase: unfreeze this many top layers of the backbone, at most
+    # this many epochs, at a lower learning rate (0 epochs: head only).
     fine_tune_epochs: int = _setting(20, low=0, high=1000)
     fine_tune_layers: int = _setting(30, low=0, high=154)
     fine_tune_learning_rate: float = _setting(1e-4, low=0.0, high=1.0, open_low=True)
@@ -165,6 +170,7 @@ class TrainingConfig:
     # accuracy (and keep their best weights); the learning rate drops 0.3x
     # after one epoch less without a lower validation loss.
     early_stopping_patience: int = _setting(5, low=1, high=1000)
+    # Random seed of weights, shuffling and augmentation.
     seed: int = _setting(42, low=0, high=2**31 - 1)
     # Decoded images are kept in memory up to this many MiB (decoded once per
     # run, not once per epoch); above it they spill to a cache file.
@@ -264,11 +270,14 @@ class GatesConfig:
 class RunConfig:
     """How a run goes: Beam, caching, tuning, warm start, retention, report."""
 
+    # Apache Beam pipeline arguments of the data components (space-separated on the CLI).
     beam_args: tuple[str, ...] = LOCAL_BEAM_ARGS
+    # Reuse a component's earlier output when its inputs and settings are unchanged.
     enable_cache: bool = True
     # Start the Trainer from the last blessed model's weights (TFX's
     # base_model) instead of ImageNet's: faster retraining on a new span.
     warm_start: bool = False
+    # Run the Tuner (KerasTuner) before the Trainer, with this many trials.
     tune: bool = False
     tuner_trials: int = _setting(4, low=1, high=1000)
     # Pushed versions to keep: after a push, the oldest beyond this many are
@@ -286,10 +295,13 @@ class Resources:
     """A Kubeflow pod's requests and limits (0 leaves one to the cluster):
     CPU cores, memory in GB, and an accelerator."""
 
+    # CPU cores requested, and the limit (0 leaves it to the cluster).
     cpu: float = _setting(2.0, low=0.0, high=256.0)
     cpu_limit: float = _setting(4.0, low=0.0, high=256.0)
+    # Memory in GB requested, and the limit (0 leaves it to the cluster).
     memory_gb: float = _setting(4.0, low=0.0, high=4096.0)
     memory_limit_gb: float = _setting(8.0, low=0.0, high=4096.0)
+    # Accelerator type (Vertex AI names, or nvidia.com/gpu on open-source Kubeflow) and count.
     accelerator: str = _setting("none", choices=ACCELERATORS)
     accelerator_count: int = _setting(1, low=1, high=16)
 
@@ -340,6 +352,7 @@ SECTIONS = {"data": DataConfig, "gates": GatesConfig, "training": TrainingConfig
 class PipelineConfig:
     """A pipeline run: where data comes from and goes, how it trains and runs, and the gates it must pass."""
 
+    # The pipeline's name in ML Metadata and on Kubeflow.
     pipeline_name: str = "flowers"
     # Everything the run writes: TFX artifacts, ML Metadata, pushed models.
     output_dir: str = "outputs"

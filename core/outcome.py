@@ -15,6 +15,7 @@ class State(str, enum.Enum):
     FAILED = "failed"  # a component failed (named in the summary)
     INTERRUPTED = "interrupted"  # stopped by SIGINT / SIGTERM, or killed
     RUNNING = "running"  # still running (holds the output dir's lock)
+    ROLLED_BACK = "rolled back"  # `flowers rollback`: an older version served again
 
 
 PUSHED = 0

@@ -120,6 +120,7 @@ def _supervise(config: PipelineConfig, run_id: str, echo, verbose: bool) -> RunR
             return RunResult(run_id, outcome.FAILED, None, log_file)
         if not config.data.span_window:
             results.record_spans(store, run_id, spans)
+        results.record_settings(store, run_id, config)
         summary = results.summarize(store, run_id, live_run=None)
         results.record_summary(store, summary)
     code = outcome.EXIT_CODES[outcome.State(summary.state)]

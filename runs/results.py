@@ -23,6 +23,7 @@ STATE_PROPERTY = "flowers_state"
 # A finished run's RunSummary as JSON, so that reading it back needs no TFMA.
 SUMMARY_PROPERTY = "flowers_summary"
 SPANS_PROPERTY = "flowers_spans"
+SETTINGS_PROPERTY = "flowers_settings"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +48,9 @@ class RunSummary:
     baseline_accuracy: float | None
     pushed_version: str | None
     seconds: float | None  # from the first component's start to the last one's end
+    # The run's effective settings (section.field -> value), as recorded at its start.
+    settings: dict = dataclasses.field(default_factory=dict)
+    note: str | None = None  # what a rollback did
 
 
 def summarize(store: mlmd.MetadataStore, run_id: str, live_run: str | None = None, recorded: bool = True) -> RunSummary:
@@ -90,6 +94,7 @@ def summarize(store: mlmd.MetadataStore, run_id: str, live_run: str | None = Non
         baseline_accuracy=evaluation.baseline_accuracy if evaluation and baseline_version else None,
         pushed_version=os.path.basename(pushed_to) if pushed_to else None,
         seconds=run.seconds,
+        settings=recorded_settings(context),
     )
 
 
@@ -138,6 +143,23 @@ def record_spans(store: mlmd.MetadataStore, run_id: str, spans: list[int]) -> No
         store.put_contexts([context])
 
 
+def record_settings(store: mlmd.MetadataStore, run_id: str, config) -> None:
+    """Note on the run the settings it ran with (every key, effective values)."""
+    from flowers import settings
+
+    context = records.run_context(store, run_id)
+    if context is not None:
+        values = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.values(config).items()}
+        context.custom_properties[SETTINGS_PROPERTY].string_value = json.dumps(values)
+        store.put_contexts([context])
+
+
+def recorded_settings(context) -> dict:
+    if SETTINGS_PROPERTY not in context.custom_properties:
+        return {}
+    return json.loads(context.custom_properties[SETTINGS_PROPERTY].string_value)
+
+
 def record_summary(store: mlmd.MetadataStore, summary: RunSummary) -> None:
     """Keep a finished run's summary on its context: `history` and `report`
     then read it without loading TensorFlow and TFMA for every run."""
@@ -164,22 +186,44 @@ def mark_interrupted(store: mlmd.MetadataStore, run_id: str) -> None:
     store.put_contexts([context])
 
 
-HISTORY_HEADER = f"{'run':<26}  {'spans':<7} {'train/val/eval':<15} {'accuracy':>8} {'baseline':>8}  {'state':<12}  version or why"
+def history_header(columns: tuple[str, ...] = ()) -> str:
+    """The header of `flowers history`; `columns`: settings shown as columns."""
+    shown = "".join(f"{c:<{_width(c)}}  " for c in columns)
+    return (
+        f"{'run':<26}  {'spans':<7} {'train/val/eval':<15} {'accuracy':>8} {'baseline':>8}  {'state':<12}  "
+        f"{'time':>6}  {shown}version or why"
+    )
 
 
-def history_row(summary: RunSummary) -> str:
+def history_row(summary: RunSummary, columns: tuple[str, ...] = ()) -> str:
     """One line of `flowers history`."""
     def fmt(value):
         return "-" if value is None else f"{value:.4f}"
 
     counts = "/".join("-" if n is None else str(n) for n in (summary.train_examples, summary.validation_examples, summary.eval_examples))
     why = summary.pushed_version or "; ".join(summary.gate_failures)
+    if summary.note:
+        why = f"{why} ({summary.note})"
     if not why and summary.anomalies:
         why = next(f"{split}: {lines[0]}" for split, lines in summary.anomalies.items())
     if not why and summary.failed_component:
         why = f"{summary.failed_component} failed"
     spans = ",".join(map(str, summary.spans)) or "-"
-    return f"{summary.run_id[:26]:<26}  {spans:<7} {counts:<15} {fmt(summary.accuracy):>8} {fmt(summary.baseline_accuracy):>8}  {summary.state:<12}  {why or '-'}"
+    seconds = "-" if summary.seconds is None else f"{summary.seconds:.0f}s"
+    shown = "".join(f"{_setting(summary, c):<{_width(c)}}  " for c in columns)
+    return (
+        f"{summary.run_id[:26]:<26}  {spans:<7} {counts:<15} {fmt(summary.accuracy):>8} {fmt(summary.baseline_accuracy):>8}  "
+        f"{summary.state:<12}  {seconds:>6}  {shown}{why or '-'}"
+    )
+
+
+def _width(column: str) -> int:
+    return max(len(column), 10)
+
+
+def _setting(summary: RunSummary, key: str) -> str:
+    value = summary.settings.get(key, "-")
+    return " ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def summary_lines(summary: RunSummary) -> list[str]:

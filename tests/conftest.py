@@ -33,12 +33,12 @@ def sample_jpeg() -> bytes:
 # One small real pipeline run shared by every test that only reads what a run
 # produced (ML Metadata, the pushed model, the report): a few epochs on the
 # bundled sample, a gate it passes.
-TINY_RUN_SETTINGS = ("--set", "epochs=3", "--set", "fine_tune_epochs=1", "--min-accuracy", "0.3")
+TINY_RUN_SETTINGS = ("--set", "training.epochs=3", "--set", "training.fine_tune_epochs=1", "--min-accuracy", "0.3")
 # Every other run of the suite runs Beam inside its component's process: on a
 # few dozen records, starting DirectRunner's worker processes for each Beam
 # component costs more than the work. The shared run keeps the default
 # (multi-processing), so that path stays tested.
-IN_PROCESS_BEAM = ("--set", "beam_args=--direct_running_mode=in_memory")
+IN_PROCESS_BEAM = ("--set", "run.beam_args=--direct_running_mode=in_memory")
 
 
 def flowers_cli(*args: str, timeout: int = 1500):
