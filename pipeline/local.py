@@ -101,9 +101,11 @@ def main() -> None:
 def write_report(config: PipelineConfig, run_id: str) -> None:
     """The run's HTML report and TensorBoard command, as progress lines; a
     report that cannot be written is noted in the log, never a failed run."""
-    from flowers.runs import report
+    from flowers.runs import records, report, results
 
     try:
+        # Before the report, which shows them (the supervisor records them too, for runs that die).
+        results.record_settings(records.store_for(config), run_id, config)
         progress.say(f"report: {report.write_report(config, run_id)}")
         progress.say(f"tensorboard: {report.tensorboard_command(config, run_id)}")
     except Exception:

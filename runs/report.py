@@ -26,12 +26,13 @@ import io
 import json
 import os
 import shlex
+import sys
 from typing import Callable
 
 from flowers import features, outputs
+from flowers.components import names
 from flowers.config import TRAINING_CONFIG_KEY, PipelineConfig
 from flowers.runs import records, results
-from flowers.components import names
 
 REPORT_FILE = "report.html"
 # Eval examples predicted again for the grid of mistakes (the rest are
@@ -64,7 +65,7 @@ def write_report(config: PipelineConfig, run_id: str | None = None) -> str:
 
 
 def tensorboard_command(config: PipelineConfig, run_id: str) -> str:
-    """`tensorboard --logdir DIR` for the run: DIR is the Trainer's ModelRun
+    """`tensorboard --logdir_spec RUN:DIR` for the run: DIR is the Trainer's ModelRun
     artifact, where Keras' TensorBoard callback wrote both phases. LookupError
     if the run has no Trainer output (it stopped before training)."""
     store = records.store_for(config)
@@ -72,7 +73,10 @@ def tensorboard_command(config: PipelineConfig, run_id: str) -> str:
     model_run = run.output(names.TRAINER, "model_run")
     if model_run is None:
         raise LookupError(f"run {run.run_id} has no TensorBoard logs: its Trainer did not produce a model_run artifact")
-    return f"tensorboard --logdir {shlex.quote(model_run.uri)}"
+    # The venv's own TensorBoard (runs as printed, activated or not); the run
+    # is named by its id in TensorBoard's run list (":" is the spec's separator).
+    program = os.path.join(os.path.dirname(sys.executable), "tensorboard")
+    return f"{shlex.quote(program)} --logdir_spec {shlex.quote(run.run_id.replace(':', '-') + ':' + model_run.uri)}"
 
 
 # ---------------------------------------------------------------------------
@@ -85,12 +89,15 @@ class Report:
     run: records.RunRecord
     summary: results.RunSummary
     sections: list[tuple[str, str, str]]  # (anchor, title, html)
+    previous: results.RunSummary | None = None  # the run before this one, if any
 
 
 def gather(config: PipelineConfig, store, run_id: str) -> Report:
     run = records.RunRecord.load(store, run_id)
     summary = results.summarize(store, run_id, live_run=outputs.RunLock.live_run(config.output_dir))
-    report = Report(config, run, summary, [])
+    earlier = records.run_ids(store)[: records.run_ids(store).index(run_id)]
+    previous = results.summarize(store, earlier[-1]) if earlier else None
+    report = Report(config, run, summary, [], previous)
     baseline = run.input(names.EVALUATOR, "baseline_model")
     parts: list[tuple[str, str, Callable[[], str]]] = [
         ("data", "Data", lambda: _data_section(run, summary)),
@@ -98,9 +105,11 @@ def gather(config: PipelineConfig, store, run_id: str) -> Report:
         ("evaluation", "Evaluation", lambda: _evaluation_section(run)),
         ("gates", "Candidate against baseline, and the gates", lambda: _gates_section(store, run, summary, baseline)),
         ("mistakes", "Eval images the model got wrong", lambda: _mistakes_section(run)),
-        ("settings", "Settings", lambda: _settings_section(run)),
+        ("settings", "Settings", lambda: _settings_section(run, summary)),
         ("timing", "Time per component", lambda: _timing_section(run)),
     ]
+    if previous is not None:
+        parts.append(("previous", "Compared with the previous run", lambda: _compare_section(previous, summary)))
     for anchor, title, build in parts:
         try:
             body = build()
@@ -222,7 +231,8 @@ def _data_section(run: records.RunRecord, summary: results.RunSummary) -> str:
         if not spans:
             span = examples.properties.get("span") if examples else props.get("span")
             spans = [span] if span is not None else []
-        facts.append(("spans" if len(spans) > 1 else "span", ", ".join(map(str, spans)) or "?"))
+        shown = ", ".join(map(str, spans)) if spans != [0] else "every span folder of the data root (span-*/)"
+        facts.append(("spans" if len(spans) > 1 else "span", shown or "?"))
         if examples and examples.properties.get("version") is not None:
             facts.append(("version", examples.properties["version"]))
         if examples:
@@ -290,8 +300,22 @@ def _training_section(store, run: records.RunRecord) -> str:
         rows.append((cells, "best" if i == best else ""))
     parts.append(_table(["epoch", "phase"] + [t for _, t in present], rows,
                         caption="Keras history, both phases (bold: best validation accuracy)"))
-    parts.append(_facts([("model", model.uri)]))
+    parts.append(_facts([("weights kept", _kept(history, phases), True), ("model", model.uri)]))
     return "".join(parts)
+
+
+def _kept(history: dict, phases: list[str]) -> str:
+    """Which phase's weights were exported, and why (the Trainer keeps the
+    head-only weights when fine-tuning never beats them on validation)."""
+    scores = history.get("val_accuracy", [])
+    best = {phase: max((s for s, p in zip(scores, phases) if p == phase), default=None) for phase in ("head", "fine_tune")}
+    if best["fine_tune"] is None:
+        return '<span data-key="kept" data-value="head">head only (no fine-tuning phase)</span>'
+    if best["head"] is not None and best["fine_tune"] <= best["head"]:
+        return (f'<span data-key="kept" data-value="head">head-only weights: fine-tuning\'s best validation accuracy '
+                f"{best['fine_tune']:.4f} did not beat the head's {best['head']:.4f}</span>")
+    return (f'<span data-key="kept" data-value="fine_tune">fine-tuned weights: best validation accuracy '
+            f"{best['fine_tune']:.4f} against the head's {_num(best['head'])}</span>")
 
 
 def _evaluation_section(run: records.RunRecord) -> str:
@@ -302,14 +326,17 @@ def _evaluation_section(run: records.RunRecord) -> str:
     n = features.NUM_CLASSES
     class_names = features.CLASS_NAMES
     total = sum(map(sum, ev.confusion)) + sum(ev.no_prediction)
-    parts = [_img(_confusion_plot(ev.confusion), "confusion matrix", "plot-confusion")]
+    parts = []
     rows = []
     for a in range(n):
         cells = [_td(html.escape(class_names[a]), header=True)]
+        support = sum(ev.confusion[a]) or 1.0
         for p in range(n):
             v = ev.confusion[a][p]
+            # Shaded by the share of the true class: the table is the heat map.
+            shade = f"rgba({'46,125,50' if a == p else '198,40,40'},{0.08 + 0.6 * v / support:.2f})" if v else ""
             cells.append(_td(_count(v), key="confusion", actual=class_names[a], predicted=class_names[p], value=v,
-                             cls_="diag" if a == p else ("off" if v else "")))
+                             style=shade))
         rows.append(cells)
     header = ["true \\ predicted"] + list(class_names)
     parts.append(_table(header, rows, caption=f"Confusion matrix: {_count(total)} eval examples (TFMA MultiClassConfusionMatrixPlot)"))
@@ -450,9 +477,12 @@ def _model_gates(run: records.RunRecord, ev: records.Evaluation, candidate: dict
                     if not has_baseline:
                         rows.append(_gate_row(f"{name} (against baseline)", rule, "-", "not applied (no baseline)"))
                         continue
+                    if itself:  # nothing pushed yet: the candidate was its own baseline
+                        rows.append(_gate_row(f"{name} (against baseline)", rule, "- (first model: nothing pushed to compare with)", "pass"))
+                        continue
                     diff = ev.diffs.get(name)
                     verdict = "fail" if (name, True) in failures else ("pass" if diff is not None else "not measured")
-                    measured = "" if diff is None else f"{diff:+.4f}" + (" (compared with itself)" if itself else "")
+                    measured = "" if diff is None else f"{diff:+.4f}"
                     rows.append(_gate_row(f"{name} (against baseline)", rule, measured, verdict))
     return rows
 
@@ -502,11 +532,15 @@ def _mistakes_section(run: records.RunRecord) -> str:
     return head + f'<div class="grid">{"".join(cards)}</div>'
 
 
-def _settings_section(run: records.RunRecord) -> str:
+def _settings_section(run: records.RunRecord, summary: results.RunSummary) -> str:
+    parts = []
+    if summary.settings:
+        rows = [[_td(html.escape(k), header=True), _td(html.escape(_show(v)), key="run_setting", name=k, value=_show(v))]
+                for k, v in summary.settings.items()]
+        parts.append(_table(["setting", "value"], rows, caption="Every setting of the run (docs/settings.md)"))
     trainer = run.execution(names.TRAINER)
     if trainer is None:
-        return _note("The Trainer did not run in this run.")
-    parts = []
+        return "".join(parts) or _note("The Trainer did not run in this run.")
     props = dict(trainer.properties)
     custom = props.pop("custom_config", None)
     training = {}
@@ -593,7 +627,8 @@ def _class_counts_plot(counts: dict[str, dict[str, int]], names: list[str]) -> b
         ax.bar(xs, [counts[split].get(n, 0) for n in names], width, label=split)
     ax.set_xticks(range(len(names)), names)
     ax.set_ylabel("examples")
-    ax.legend(frameon=False)
+    # Above the axes: inside, it covered the tallest bar.
+    ax.legend(frameon=False, ncol=len(splits), loc="lower center", bbox_to_anchor=(0.5, 1.0))
     ax.spines[["top", "right"]].set_visible(False)
     return _png(figure)
 
@@ -624,27 +659,6 @@ def _training_plot(history: dict) -> bytes:
     return _png(figure)
 
 
-def _confusion_plot(confusion: list[list[float]]) -> bytes:
-    import numpy as np
-
-    matrix = np.array(confusion)
-    figure = _figure(5, 4.2)
-    ax = figure.subplots()
-    rows = matrix.sum(axis=1, keepdims=True)
-    share = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
-    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    for a in range(matrix.shape[0]):
-        for p in range(matrix.shape[1]):
-            ax.text(p, a, _count(matrix[a, p]), ha="center", va="center",
-                    color="white" if share[a, p] > 0.5 else "black", fontsize=10)
-    class_names = features.CLASS_NAMES
-    ax.set_xticks(range(len(class_names)), class_names, rotation=30, ha="right")
-    ax.set_yticks(range(len(class_names)), class_names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    return _png(figure)
-
-
 # ---------------------------------------------------------------------------
 # HTML.
 
@@ -655,13 +669,15 @@ h1{font-size:22px;margin:8px 0 4px} h2{font-size:18px;margin:28px 0 8px;border-b
 nav a{margin-right:12px} table{border-collapse:collapse;margin:8px 0 12px;background:#fff}
 th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top} td.n{text-align:right} th{background:#f0f0f0}
 td.h{text-align:left;font-weight:600;background:#f7f7f7} caption{caption-side:bottom;text-align:left;color:#666;font-size:12px;padding-top:4px}
-td.diag{background:#e3f1e3} td.off{background:#fbe9e7} td.good{color:#1b5e20;font-weight:600} td.bad{color:#b71c1c;font-weight:600}
+td.good{color:#1b5e20;font-weight:600} td.bad{color:#b71c1c;font-weight:600}
 tr.best td{font-weight:700} p.good{color:#1b5e20} p.bad{color:#b71c1c} p.note{color:#555;font-style:italic} p.error{color:#b71c1c}
 dl{display:grid;grid-template-columns:max-content auto;gap:2px 16px;margin:8px 0} dt{font-weight:600} dd{margin:0;word-break:break-all}
 img.plot{max-width:100%;background:#fff;border:1px solid #eee}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(140px,1fr));gap:10px}
 figure{margin:0;background:#fff;border:1px solid #ddd;padding:6px;font-size:12px} figure img{width:128px;height:128px;object-fit:cover;display:block}
 .noimg{width:128px;height:128px;background:#eee} td.barcell{width:40%;text-align:left} .bar{height:10px;background:#5c85d6}
+p.verdict{color:#fff;font-size:17px;font-weight:600;padding:8px 12px;border-radius:4px;margin:8px 0}
+p.warn{background:#fff8e1;border-left:4px solid #f9a825;padding:4px 8px;margin:4px 0}
 pre{white-space:pre-wrap;font-size:12px;background:#fff;border:1px solid #ddd;padding:8px} code{font-size:12px}
 """
 
@@ -669,6 +685,9 @@ pre{white-space:pre-wrap;font-size:12px;background:#fff;border:1px solid #ddd;pa
 def render(report: Report) -> str:
     s = report.summary
     acc = "n/a" if s.accuracy is None else f"{s.accuracy:.4f}"
+    if s.accuracy is not None and s.eval_examples:
+        low, high = wilson_interval(s.accuracy, s.eval_examples)
+        acc += f' (<span data-key="eval_interval" data-low="{low}" data-high="{high}">95% interval {low:.3f}–{high:.3f}</span>)'
     facts = [
         ("state", f'<span data-key="state" data-value="{_a(s.state)}">{html.escape(s.state)}</span>', True),
         ("started", html.escape(s.started or "?"), True),
@@ -683,9 +702,13 @@ def render(report: Report) -> str:
         facts.append(("failed", html.escape(s.failed_component) + " (details in the run log)", True))
     for failure in s.gate_failures:
         facts.append(("gate failed", html.escape(failure), True))
-    model_run = report.run.output(names.TRAINER, "model_run")
-    if model_run is not None:
-        facts.append(("TensorBoard", f"<code>tensorboard --logdir {html.escape(shlex.quote(model_run.uri))}</code>", True))
+    if report.run.output(names.TRAINER, "model_run") is not None:
+        facts.append(("TensorBoard", f"<code>{html.escape(tensorboard_command(report.config, s.run_id))}</code>", True))
+    links = ['<a href="run.log" data-key="run_log">run log</a>']
+    if report.previous is not None:
+        links.append(f'<a href="../{_a(report.previous.run_id.replace(":", "-"))}/{REPORT_FILE}" data-key="previous_report">'
+                     f"previous run ({html.escape(report.previous.run_id)})</a>")
+    facts.append(("see also", " · ".join(links), True))
     nav = "".join(f'<a href="#{anchor}">{html.escape(title.split(",")[0])}</a>' for anchor, title, _ in report.sections)
     body = "".join(f'<section id="{anchor}"><h2>{html.escape(title)}</h2>{content}</section>'
                    for anchor, title, content in report.sections)
@@ -696,11 +719,59 @@ def render(report: Report) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<style>{_STYLE}</style></head><body><main>"
         f'<h1 data-key="run_id" data-value="{_a(s.run_id)}">flowers run {html.escape(s.run_id)}</h1>'
-        f"{_facts(facts)}<nav>{nav}</nav>{body}"
+        f"{_verdict(s)}{_warnings(s)}{_facts(facts)}<nav>{nav}</nav>{body}"
         f'<p class="note">Written {generated} by <code>flowers report</code> from ML Metadata '
         f"({html.escape(os.path.abspath(report.config.metadata_path))}).</p>"
         "</main></body></html>\n"
     )
+
+
+_VERDICT_COLOURS = {"pushed": "#1b5e20", "refused": "#b71c1c", "data refused": "#e65100", "failed": "#b71c1c"}
+
+
+def _verdict(s: results.RunSummary) -> str:
+    """The banner at the top: what became of the run and what decided it."""
+    if s.state == "pushed":
+        why = f"pushed as version {s.pushed_version}: every gate passed"
+    elif s.state == "refused":
+        why = "refused: " + (s.gate_failures[0] if s.gate_failures else "a model gate did not pass")
+    elif s.state == "data refused":
+        first = next((f"{split}: {lines[0]}" for split, lines in s.anomalies.items() if lines), "the data gate")
+        why = f"data refused before training: {first}"
+    elif s.state == "failed":
+        why = f"failed in {s.failed_component or 'a component'} (see the run log)"
+    else:
+        why = s.state
+    colour = _VERDICT_COLOURS.get(s.state, "#555")
+    return (f'<p class="verdict" data-key="verdict" data-value="{_a(s.state)}" '
+            f'style="background:{colour}">{html.escape(why)}</p>')
+
+
+def _warnings(s: results.RunSummary) -> str:
+    """Splits too thin for their figures to mean much."""
+    found = []
+    if s.eval_examples is not None and s.accuracy is not None and s.eval_examples < 200:
+        low, high = wilson_interval(s.accuracy, s.eval_examples)
+        found.append(f"only {s.eval_examples} eval examples: the accuracy is known to about "
+                     f"±{50 * (high - low):.0f} points (95%); add photos or raise data.eval_percent")
+    if s.validation_examples is not None and s.validation_examples < 100:
+        found.append(f"only {s.validation_examples} validation examples: early stopping picks its epoch on few photos")
+    return "".join(f'<p class="warn" data-key="warning">{html.escape(w)}</p>' for w in found)
+
+
+def wilson_interval(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of an accuracy `p` measured on `n` examples."""
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    spread = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return max(0.0, centre - spread), min(1.0, centre + spread)
+
+
+def _compare_section(previous: results.RunSummary, summary: results.RunSummary) -> str:
+    from flowers.runs import compare
+
+    rows = [[_td(html.escape(what), header=True), _td(html.escape(a)), _td(html.escape(b), key="compare", name=what, value=b)]
+            for what, a, b in compare.rows(previous, summary)]
+    return _table(["", "previous run", "this run"], rows, caption="`flowers compare` of the two runs")
 
 
 def _td(text: str, header: bool = False, key: str | None = None, value=None, cls_: str = "", **data) -> str:
@@ -712,6 +783,9 @@ def _td(text: str, header: bool = False, key: str | None = None, value=None, cls
     if key:
         attrs.append(f'data-key="{_a(key)}"')
         attrs.append(f'data-value="{_a("" if value is None else value)}"')
+    style = data.pop("style", "")
+    if style:
+        attrs.append(f'style="background:{_a(style)}"')
     for name, v in data.items():
         # `cls` stands for data-class (a Python keyword).
         attrs.append(f'data-{"class" if name == "cls" else name}="{_a(v)}"')

@@ -8,6 +8,7 @@ import html.parser
 import json
 import math
 import os
+import shlex
 import subprocess
 import sys
 
@@ -154,9 +155,10 @@ def test_written_in_the_run_folder_and_self_contained(runs, first, second):
         assert path == os.path.join(os.path.abspath(config.output_dir), "runs", run_id.replace(":", "-"), "report.html")
         assert page.one("run_id")["value"] == run_id
         assert page.external == []
-        assert page.sections == ["data", "training", "evaluation", "gates", "mistakes", "settings", "timing"]
+        sections = ["data", "training", "evaluation", "gates", "mistakes", "settings", "timing"]
+        assert page.sections == sections + (["previous"] if run_id == second_id else [])
         assert "could not be read" not in "".join(i["text"] for i in page.items)
-        for plot in ("plot-data", "plot-training", "plot-confusion"):
+        for plot in ("plot-data", "plot-training"):
             src = page.one(plot)["attrs"]["src"]
             assert src.startswith("data:image/png;base64,")
             assert base64.b64decode(src.split(",", 1)[1]).startswith(b"\x89PNG")
@@ -248,8 +250,8 @@ def test_gates_of_the_first_run_and_of_a_refused_one(first, second):
     _, page, _ = first
     gates = {i["gate"]: i["value"] for i in page.all("gate")}
     assert gates == {"data": "pass", f"{accuracy} (absolute)": "pass", f"{accuracy} (against baseline)": "pass"}
-    # Nothing was pushed before the first run: the candidate is its own baseline.
-    assert "compared with itself" in page.one("gate", gate=f"{accuracy} (against baseline)")["measured"]
+    # Nothing was pushed before the first run: the change gate has nothing to compare with.
+    assert "first model: nothing pushed" in page.one("gate", gate=f"{accuracy} (against baseline)")["measured"]
     assert page.one("blessed")["value"] == "1"
     summary, page, _ = second
     gates = {i["gate"]: i["value"] for i in page.all("gate")}
@@ -284,8 +286,38 @@ def test_settings_and_component_times(runs, first, second):
 @pytest.mark.slow
 def test_tensorboard_command_names_the_trainer_logs(runs):
     config, _, first_id, _ = runs
-    command = report.tensorboard_command(config, first_id)
-    assert command.startswith("tensorboard --logdir ")
-    logdir = command.split(" ", 2)[2]
+    command = shlex.split(report.tensorboard_command(config, first_id))
+    # The venv's TensorBoard, so the printed command runs without activating the venv.
+    assert command[:2] == [os.path.join(os.path.dirname(sys.executable), "tensorboard"), "--logdir_spec"]
+    name, logdir = command[2].split(":", 1)
+    assert name == first_id.replace(":", "-")  # the run is named by its id in TensorBoard
     events = [f for _, _, files in os.walk(logdir) for f in files if f.startswith("events.out.tfevents")]
     assert {"train", "validation"} <= set(os.listdir(logdir)) and events
+
+
+@pytest.mark.slow
+def test_the_top_says_what_decided_and_how_sure(runs, first, second):
+    """Verdict in colour with the deciding gate, accuracy with its 95%
+    interval, warnings for thin splits, links to the log and the previous run."""
+    _, _, first_id, _ = runs
+    summary, page, _ = first
+    assert page.one("verdict")["value"] == "pushed" and "every gate passed" in page.one("verdict")["text"]
+    low, high = report.wilson_interval(summary.accuracy, summary.eval_examples)
+    assert page.one("eval_interval")["text"] == f"95% interval {low:.3f}–{high:.3f}"
+    warnings = [w["text"] for w in page.all("warning")]
+    assert any(f"only {summary.eval_examples} eval examples" in w for w in warnings)  # the tiny sample
+    assert page.one("run_log")["attrs"]["href"] == "run.log"
+    assert page.all("previous_report") == []
+    assert page.one("kept")["value"] in ("head", "fine_tune")
+    settings = {i["name"]: i["value"] for i in page.all("run_setting")}
+    assert settings["training.epochs"] == "3" and "kubeflow.image" in settings
+    refused, page, _ = second
+    assert page.one("verdict")["value"] == "refused" and refused.gate_failures[0] in page.one("verdict")["text"]
+    assert page.one("previous_report")["attrs"]["href"] == f"../{first_id.replace(':', '-')}/report.html"
+    compared = {i["name"]: i["value"] for i in page.all("compare")}
+    assert compared["state"] == "refused" and compared["gates.min_accuracy"] == "0.999"
+
+
+def test_wilson_interval_matches_the_textbook():
+    low, high = report.wilson_interval(0.9, 100)
+    assert (round(low, 4), round(high, 4)) == (0.8256, 0.9448)
