@@ -36,7 +36,10 @@ def quiet_libraries() -> None:
     os.environ.setdefault("FLOWERS_USER_TF_CPP_MIN_LOG_LEVEL", os.environ.get("TF_CPP_MIN_LOG_LEVEL", "1"))
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     warnings.simplefilter("ignore")
-    for name in ("tensorflow", "absl"):  # TensorFlow's Python deprecation notices
+    # Processes this one starts (Beam's SDK workers of `predict --beam`) too.
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    # TensorFlow's Python deprecation notices; Beam's relayed worker warnings.
+    for name in ("tensorflow", "absl", "apache_beam"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
