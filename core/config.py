@@ -184,12 +184,11 @@ class TrainingConfig:
             raise SettingsError(
                 f"setting weights={self.weights!r}: allowed {', '.join(WEIGHT_CHOICES)} or a path to a Keras .h5 file"
             )
-        if self.weights == "bundled" and self.alpha not in bundled_weights.BUNDLED:
-            raise SettingsError(
-                f"setting alpha={self.alpha}: no bundled weights for it (bundled: "
-                f"{', '.join(map(str, bundled_weights.BUNDLED))}); pass weights=imagenet when online, "
-                "or weights=PATH to a Keras no-top .h5 file"
-            )
+        if self.weights == "bundled":
+            try:
+                bundled_weights.check_bundled(self.alpha)
+            except bundled_weights.WeightsError as error:
+                raise SettingsError(f"setting {error}") from None
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)

@@ -27,6 +27,15 @@ class WeightsError(ValueError):
     """The requested weights cannot be used; the message says what to do."""
 
 
+def check_bundled(alpha: float) -> None:
+    """WeightsError unless weights for `alpha` are bundled (the one place of this rule)."""
+    if alpha not in BUNDLED:
+        raise WeightsError(
+            f"alpha={alpha}: no bundled weights for it (bundled: {', '.join(map(str, BUNDLED))}); "
+            "pass weights=imagenet when online, or weights=PATH to a Keras no-top .h5 file"
+        )
+
+
 def resolve(weights: str, alpha: float) -> str | None:
     """What to pass as MobileNetV2's `weights=`: a checked path, "imagenet" or None."""
     if weights == "imagenet":
@@ -34,11 +43,7 @@ def resolve(weights: str, alpha: float) -> str | None:
     if weights == "none":
         return None
     if weights == "bundled":
-        if alpha not in BUNDLED:
-            raise WeightsError(
-                f"no bundled weights for alpha={alpha} (bundled: {', '.join(map(str, BUNDLED))}); "
-                "pass weights=imagenet when online, or weights=PATH to a Keras no-top .h5 file"
-            )
+        check_bundled(alpha)
         name, digest = BUNDLED[alpha]
         return verified(package_data("weights", name), digest)
     if not os.path.isfile(weights):

@@ -45,7 +45,8 @@ THUMBNAIL_PX = 128
 
 def report_path(config: PipelineConfig, run_id: str) -> str:
     """`<output_dir>/runs/<run id, ':' as '-'>/report.html`, the run's folder."""
-    return os.path.join(outputs.run_dir(os.path.abspath(config.output_dir), run_id), REPORT_FILE)
+    root = config.output_dir if "://" in config.output_dir else os.path.abspath(config.output_dir)
+    return f"{outputs.run_dir(root, run_id)}/{REPORT_FILE}"
 
 
 def write_report(config: PipelineConfig, run_id: str | None = None) -> str:
@@ -55,12 +56,14 @@ def write_report(config: PipelineConfig, run_id: str | None = None) -> str:
     store = records.store_for(config)
     run_id = records.resolve_run_id(store, run_id, config)
     page = render(gather(config, store, run_id))
+    import tensorflow as tf  # gfile: a gs:// output dir too
+
     path = report_path(config, run_id)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tf.io.gfile.makedirs(os.path.dirname(path))
     partial = f"{path}.partial"
-    with open(partial, "w", encoding="utf-8") as f:
+    with tf.io.gfile.GFile(partial, "w") as f:
         f.write(page)
-    os.replace(partial, path)
+    tf.io.gfile.rename(partial, path, overwrite=True)
     return path
 
 
