@@ -163,9 +163,17 @@ class Mistake:
     thumbnail: bytes  # JPEG
 
 
-def find_mistakes(examples_uri: str, model_uri: str, limit: int = MAX_EVAL_PREDICTIONS) -> tuple[int, list[Mistake]]:
-    """(eval examples predicted, the wrong ones, most confident first):
-    the eval split's images through the model's serving signature."""
+@dataclasses.dataclass
+class EvalPredictions:
+    checked: int  # eval examples predicted
+    mistakes: list[Mistake]  # the wrong ones, most confident first
+    confidence: list[float]  # per readable example: the top class's probability
+    correct: list[bool]  # and whether the top class was right
+
+
+def find_mistakes(examples_uri: str, model_uri: str, limit: int = MAX_EVAL_PREDICTIONS) -> EvalPredictions:
+    """The eval split's images through the model's serving signature: the
+    wrong ones for the grid, and every confidence for the calibration."""
     import tensorflow as tf
 
     from flowers.runs import predict
@@ -176,6 +184,8 @@ def find_mistakes(examples_uri: str, model_uri: str, limit: int = MAX_EVAL_PREDI
     model = predict.load(f"{model_uri}/{names.SERVING_FOLDER}")
     checked = 0
     mistakes: list[Mistake] = []
+    confidence: list[float] = []
+    correct: list[bool] = []
     batch: list[tuple[str, bytes]] = []
     truth: dict[str, int] = {}
 
@@ -185,7 +195,10 @@ def find_mistakes(examples_uri: str, model_uri: str, limit: int = MAX_EVAL_PREDI
             actual = features.CLASS_NAMES[truth.pop(row["file"])]
             if "error" in row:
                 mistakes.append(Mistake(int(row["file"]), actual, "(unreadable)", 0.0, b""))
-            elif row["class"] != actual:
+                continue
+            confidence.append(row["confidence"])
+            correct.append(row["class"] == actual)
+            if row["class"] != actual:
                 mistakes.append(Mistake(int(row["file"]), actual, row["class"], row["confidence"], images[row["file"]]))
         batch.clear()
         # Only the most confident mistakes are shown: keep their images only.
@@ -204,7 +217,29 @@ def find_mistakes(examples_uri: str, model_uri: str, limit: int = MAX_EVAL_PREDI
     flush()
     for m in mistakes[:MAX_WRONG_SHOWN]:
         m.thumbnail = _thumbnail(m.thumbnail) if m.thumbnail else b""
-    return checked, mistakes
+    return EvalPredictions(checked, mistakes, confidence, correct)
+
+
+CALIBRATION_BINS = 10
+
+
+def calibration(confidence: list[float], correct: list[bool], bins: int = CALIBRATION_BINS):
+    """(expected calibration error, [(bin low, bin high, examples, mean confidence,
+    accuracy)] for the non-empty bins): how far the model's confidence is from
+    how often it is right, weighted by the examples in each bin."""
+    rows = []
+    total = len(confidence)
+    ece = 0.0
+    for b in range(bins):
+        low, high = b / bins, (b + 1) / bins
+        members = [i for i, c in enumerate(confidence) if low < c <= high or (b == 0 and c == 0.0)]
+        if not members:
+            continue
+        mean_confidence = sum(confidence[i] for i in members) / len(members)
+        accuracy = sum(correct[i] for i in members) / len(members)
+        ece += len(members) / total * abs(mean_confidence - accuracy)
+        rows.append((low, high, len(members), mean_confidence, accuracy))
+    return ece, rows
 
 
 def _thumbnail(image: bytes) -> bytes:
@@ -513,7 +548,8 @@ def _mistakes_section(run: records.RunRecord) -> str:
     examples = run.output_of_type("Examples")
     if model is None or examples is None:
         return _note("No model was trained in this run.")
-    checked, mistakes = find_mistakes(examples[1].uri, model.uri)
+    predicted = find_mistakes(examples[1].uri, model.uri)
+    checked, mistakes = predicted.checked, predicted.mistakes
     shown = mistakes[:MAX_WRONG_SHOWN]
     head = (
         f'<p data-key="mistakes" data-value="{len(mistakes)}" data-checked="{checked}">'
@@ -532,8 +568,28 @@ def _mistakes_section(run: records.RunRecord) -> str:
             f'<figcaption>true <b>{html.escape(m.true_class)}</b><br>predicted <b>{html.escape(m.predicted_class)}</b>'
             f"<br>confidence {m.confidence:.2f}</figcaption></figure>"
         )
-    return head + f'<div class="grid">{"".join(cards)}</div>'
+    return head + f'<div class="grid">{"".join(cards)}</div>' + _calibration_part(predicted)
 
+
+def _calibration_part(predicted: EvalPredictions) -> str:
+    """The reliability diagram and the expected calibration error (ECE)."""
+    if not predicted.confidence:
+        return ""
+    ece, rows = calibration(predicted.confidence, predicted.correct)
+    table = _table(
+        ["confidence", "eval images", "mean confidence", "accuracy"],
+        [[_td(f"{low:.1f}–{high:.1f}", header=True), _td(str(n), value=n), _td(f"{c:.3f}", value=c),
+          _td(f"{a:.3f}", key="calibration_bin", low=low, value=a)] for low, high, n, c, a in rows],
+        caption="Reliability: in a well-calibrated model each bin's accuracy matches its mean confidence",
+    )
+    return (
+        "<h3>Calibration</h3>"
+        f'<p>Expected calibration error <span data-key="ece" data-value="{ece:.6f}">{ece:.4f}</span> '
+        f"over {len(predicted.confidence)} eval images ({CALIBRATION_BINS} confidence bins); "
+        "<code>flowers predict --unsure-below P</code> flags answers less confident than P.</p>"
+        + _img(_reliability_plot(rows), "reliability diagram", "plot-reliability")
+        + table
+    )
 
 def _settings_section(run: records.RunRecord, summary: results.RunSummary) -> str:
     parts = []
@@ -659,6 +715,20 @@ def _training_plot(history: dict) -> bytes:
         ax.set_xticks(xs if epochs <= 20 else xs[:: max(1, epochs // 10)])
         ax.legend(frameon=False, loc="best")
         ax.spines[["top", "right"]].set_visible(False)
+    return _png(figure)
+
+
+def _reliability_plot(rows) -> bytes:
+    figure = _figure(4, 3.4)
+    ax = figure.subplots()
+    ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=1, label="perfectly calibrated")
+    ax.plot([r[3] for r in rows], [r[4] for r in rows], "o-", label="this model")
+    ax.set_xlabel("mean confidence")
+    ax.set_ylabel("accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(frameon=False, loc="upper left")
+    ax.spines[["top", "right"]].set_visible(False)
     return _png(figure)
 
 

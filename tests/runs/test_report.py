@@ -321,3 +321,19 @@ def test_the_top_says_what_decided_and_how_sure(runs, first, second):
 def test_wilson_interval_matches_the_textbook():
     low, high = report.wilson_interval(0.9, 100)
     assert (round(low, 4), round(high, 4)) == (0.8256, 0.9448)
+
+
+def test_calibration_bins_and_expected_error():
+    """Two bins: 0.95-confident and always right, 0.55-confident and right half the time."""
+    confidence = [0.95] * 4 + [0.55] * 4
+    correct = [True] * 4 + [True, False, True, False]
+    ece, rows = report.calibration(confidence, correct)
+    assert [(round(low, 1), n) for low, _, n, _, _ in rows] == [(0.5, 4), (0.9, 4)]
+    assert ece == pytest.approx(0.5 * 0.05 + 0.5 * 0.05)
+
+
+@pytest.mark.slow
+def test_the_report_shows_calibration(first):
+    summary, page, _ = first
+    assert 0.0 <= float(page.one("ece")["value"]) <= 1.0
+    assert page.all("calibration_bin") and page.one("plot-reliability")["attrs"]["src"].startswith("data:image/png")
