@@ -105,6 +105,8 @@ def _record(store, run_id: str, version: str, new: str, path: str) -> None:
         model_uri=source.model_uri if source else None,
         settings=source.settings if source else {},
         blessed=True,
+        pushed_to=path,
+        pushed_version=new,
         note=f"version {version} served again",
     )
     results.record_summary(store, summary)
