@@ -171,3 +171,41 @@ def example_gen_configs(presplit: bool, validation_percent: int, eval_percent: i
         )
     )
     return single, hashed, ranged
+
+
+def input_mb(data_root: str, span_window: int = 0) -> float | None:
+    """MB of the shards a run reads: the newest `span_window` spans (all when
+    0). None for a remote data root (sizes not read there)."""
+    if _is_uri(data_root):
+        return None
+    found = spans(data_root)
+    read = found[-span_window:] if span_window else found
+    shards = [p for s in read for p in _glob(f"{span_dir(data_root, s)}/*{SHARD_SUFFIX}")
+              + _glob(f"{span_dir(data_root, s)}/*/*{SHARD_SUFFIX}")]
+    return sum(os.path.getsize(p) for p in shards) / 1e6
+
+
+def choose_beam_mode(config):
+    """(config, one line for the run log): a local run whose `run.beam_args`
+    are the default gets the in-memory DirectRunner when its input is at most
+    `run.beam_multiprocessing_above_mb` (the reason is in core/config.py), the
+    multi-processing one above; beam_args set to anything else are kept."""
+    import dataclasses
+
+    from flowers.config import IN_MEMORY_BEAM_ARGS, LOCAL_BEAM_ARGS
+
+    run = config.run
+    if tuple(run.beam_args) != LOCAL_BEAM_ARGS:
+        return config, f"beam: {' '.join(run.beam_args) or 'Beam defaults'} (run.beam_args as set)"
+    mb = input_mb(config.data.data_root, config.data.span_window)
+    limit = f"run.beam_multiprocessing_above_mb={run.beam_multiprocessing_above_mb:g}"
+    if mb is None:
+        return config, "beam: multi-processing DirectRunner (a remote data root: its size is not read)"
+    if mb > run.beam_multiprocessing_above_mb:
+        return config, f"beam: multi-processing DirectRunner ({mb:.1f} MB of shards > {limit})"
+    in_memory = dataclasses.replace(run, beam_args=IN_MEMORY_BEAM_ARGS)
+    return (
+        dataclasses.replace(config, run=in_memory),
+        f"beam: in-memory DirectRunner ({mb:.1f} MB of shards <= {limit}: "
+        "worker processes would cost more than they save)",
+    )

@@ -49,7 +49,8 @@ def check_inputs(config: PipelineConfig) -> None:
 def run(config: PipelineConfig, echo: Callable[[str], None] = print, verbose: bool = False) -> RunResult:
     """Run the pipeline under supervision; returns its exit code and summary."""
     check_inputs(config)
-    config = layout.resolve(config)  # once: the worker builds the DAG from it
+    config, beam_mode = layout.choose_beam_mode(layout.resolve(config))  # once: the worker builds the DAG from it
+    echo(beam_mode)
     # Absolute, so that paths recorded in ML Metadata work from any folder.
     config = dataclasses.replace(config, output_dir=os.path.abspath(config.output_dir))
     os.makedirs(config.output_dir, exist_ok=True)

@@ -34,11 +34,14 @@ def sample_jpeg() -> bytes:
 # produced (ML Metadata, the pushed model, the report): a few epochs on the
 # bundled sample, a gate it passes.
 TINY_RUN_SETTINGS = ("--set", "training.epochs=3", "--set", "training.fine_tune_epochs=1", "--min-accuracy", "0.3")
-# Every other run of the suite runs Beam inside its component's process: on a
-# few dozen records, starting DirectRunner's worker processes for each Beam
-# component costs more than the work. The shared run keeps the default
-# (multi-processing), so that path stays tested.
+# Every run of the suite runs Beam inside its component's process: on a few
+# hundred records, starting DirectRunner's worker processes for each Beam
+# component costs more than the work. The shared runs get it from the default
+# (run.beam_multiprocessing_above_mb: the sample is far below it); other runs
+# on made-up data roots say it. The SIGINT test forces multi-processing
+# (MULTI_PROCESS_BEAM), so that path and the stopping of its workers stay tested.
 IN_PROCESS_BEAM = ("--set", "run.beam_args=--direct_running_mode=in_memory")
+MULTI_PROCESS_BEAM = ("--set", "run.beam_multiprocessing_above_mb=0")
 
 
 def flowers_cli(*args: str, timeout: int = 1500):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import TINY_RUN_SETTINGS, flowers_cli
+from conftest import MULTI_PROCESS_BEAM, TINY_RUN_SETTINGS, flowers_cli
 from flowers import features, outcome
 from flowers.features import HISTORY_FILE
 from flowers.pipeline import supervisor
@@ -53,6 +53,7 @@ def test_model_was_blessed_and_pushed_into_a_versioned_dir(pipeline_run):
 def test_terminal_shows_progress_not_library_noise(pipeline_run):
     _, done = pipeline_run
     lines = done.stdout.splitlines() + done.stderr.splitlines()
+    assert any(line.startswith("beam: in-memory DirectRunner (") for line in lines)  # the sample is small
     for component in ("ImportExampleGen", "DataGate", "Trainer", "Evaluator", "Pusher"):
         assert any(line.startswith(component) and line.rstrip().endswith(" s") for line in lines), component
     assert any("head      epoch   1" in line for line in lines)
@@ -171,7 +172,8 @@ def test_a_second_run_is_refused_and_sigint_stops_the_first_without_a_push(pipel
     config, _ = pipeline_run
     pushed_before = sorted(os.listdir(config.serving_dir))
     first = subprocess.Popen(
-        [sys.executable, "-m", "flowers.cli.main", "run", "--output-dir", config.output_dir, "--no-cache", *TINY_RUN_SETTINGS],
+        [sys.executable, "-m", "flowers.cli.main", "run", "--output-dir", config.output_dir, "--no-cache",
+         *TINY_RUN_SETTINGS, *MULTI_PROCESS_BEAM],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     seen = []
@@ -193,6 +195,7 @@ def test_a_second_run_is_refused_and_sigint_stops_the_first_without_a_push(pipel
     output = "".join(seen) + rest
     assert first.returncode == outcome.SIGINT, output[-3000:]
     assert "interrupted by SIGINT" in output
+    assert "beam: multi-processing DirectRunner (" in output  # Beam's worker processes were stopped too
     assert sorted(os.listdir(config.serving_dir)) == pushed_before
     store = records.store_for(config)
     last = results.summarize(store, records.run_ids(store)[-1])
