@@ -14,15 +14,19 @@ non-zero code into 1: schedulers should run this file or `flowers run`).
 from __future__ import annotations
 
 if __name__ == "__main__":
+    import importlib
     import os
     import shlex
+    import sys
 
-    from tfx import v1 as tfx
-
-    from flowers.cli.kubeflow import SETTINGS_ENV, config_from_env
     from flowers.cli import main as cli
+    from flowers.cli.kubeflow import SETTINGS_ENV, config_from_env
 
-    if hasattr(tfx.orchestration.LocalDagRunner.run, "__wrapped__"):
+    # Only the tfx CLI's own process (which has imported TFX) can have patched
+    # LocalDagRunner; a fresh `python cli/tfx_local_runner.py` is a run, whose
+    # supervisor needs no TFX: importing it here cost seconds before anything.
+    tfx = importlib.import_module("tfx.v1") if "tfx" in sys.modules else None
+    if tfx and hasattr(tfx.orchestration.LocalDagRunner.run, "__wrapped__"):
         # The tfx CLI's patcher wraps LocalDagRunner.run: it only wants the pipeline.
         from flowers.data import layout
         from flowers.pipeline.pipeline import create_pipeline
