@@ -34,7 +34,10 @@ import time
 
 from common import DEFAULT_PHOTOS, commit, component_seconds, say
 
-GOALS = {"max_wall_ratio": 1.3, "min_throughput_ratio": 0.9, "max_bytes_ratio": 2.0, "max_evaluator_ratio": 2.0}
+# Issue 19's goals. The pipeline's fixed costs weigh less as the data grows:
+# 1.5x on a few hundred photos, 1.15x on all 2,922 (--per-class 0).
+GOALS = {"max_wall_ratio": 1.5, "max_wall_ratio_all_photos": 1.15, "min_throughput_ratio": 0.95,
+         "max_bytes_ratio": 2.0, "max_evaluator_ratio": 2.0}
 
 
 def main(argv=None) -> None:
@@ -60,7 +63,7 @@ def main(argv=None) -> None:
     out = os.path.join(args.work, f"pipeline-{int(time.time())}")
     pipeline = _pipeline(data_root, out, settings, args.pipeline_python)
     plain = _plain(out, settings)
-    _report(pipeline, plain, data_root, out, settings)
+    _report(pipeline, plain, data_root, out, settings, all_photos=not args.per_class)
 
 
 def _convert(photos: str, per_class: int, data_root: str) -> str:
@@ -105,7 +108,8 @@ def _examples(out: str) -> dict[str, list]:
     uri = store.get_artifacts_by_type("Examples")[-1].uri
     spec = {features.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string), features.CLASS_KEY: tf.io.FixedLenFeature([], tf.int64)}
     split = {}
-    for name in ("train", "validation" if tf.io.gfile.glob(f"{uri}/Split-validation") else "eval"):
+    names = ("train", "validation", "eval") if tf.io.gfile.glob(f"{uri}/Split-validation") else ("train", "eval")
+    for name in names:
         files = tf.io.gfile.glob(f"{uri}/Split-{name}/*")
         rows = tf.data.TFRecordDataset(files, compression_type="GZIP").map(lambda r: tf.io.parse_single_example(r, spec))
         split[name] = [(r[features.IMAGE_KEY].numpy(), int(r[features.CLASS_KEY])) for r in rows]
@@ -146,7 +150,7 @@ def _plain(out: str, settings: dict) -> dict:
     history = fit(model, train, val, cfg, os.path.join(out, "plain-logs"))
     fit_seconds = sum(history["epoch_seconds"])
     predict_start = time.perf_counter()
-    model.predict(val, verbose=0)
+    model.predict(dataset(split["eval"], False), verbose=0)  # the split the Evaluator grades
     predict_seconds = time.perf_counter() - predict_start
     return {
         "wall": time.perf_counter() - start,
@@ -154,6 +158,7 @@ def _plain(out: str, settings: dict) -> dict:
         "epochs": len(history["loss"]),
         "train_images": len(split["train"]),
         "predict_seconds": predict_seconds,
+        "eval_images": len(split["eval"]),
         "val_accuracy": max(history["val_accuracy"]),
     }
 
@@ -168,7 +173,7 @@ def _bytes_written(out: str) -> dict[str, int]:
     return sizes
 
 
-def _report(pipeline: dict, plain: dict, data_root: str, out: str, settings: dict) -> None:
+def _report(pipeline: dict, plain: dict, data_root: str, out: str, settings: dict, all_photos: bool) -> None:
     from flowers import features
     from flowers.config import PipelineConfig
     from flowers.runs import records
@@ -187,6 +192,7 @@ def _report(pipeline: dict, plain: dict, data_root: str, out: str, settings: dic
     plain_ips = plain["train_images"] * plain["epochs"] / plain["fit_seconds"]
     ratios = {
         "wall": round(pipeline["wall"] / plain["wall"], 3),
+        "components": {name: round(value / pipeline["wall"], 3) for name, value in seconds.items()},
         "trainer_throughput": round(trainer_ips / plain_ips, 3),
         "max_bytes": round(max(written.values()) / jpeg_bytes, 3),
         "evaluator": round(seconds.get("Evaluator", 0) / plain["predict_seconds"], 3),
@@ -203,12 +209,13 @@ def _report(pipeline: dict, plain: dict, data_root: str, out: str, settings: dic
         "trainer_images_per_s": round(trainer_ips, 1),
         "plain_images_per_s": round(plain_ips, 1),
         "plain_predict_eval_s": round(plain["predict_seconds"], 1),
+        "eval_images": plain["eval_images"],
         "component_s": seconds,
         "input_jpeg_bytes": jpeg_bytes,
         "bytes_written": written,
         "ratios": ratios,
         "goals_met": {
-            "wall": ratios["wall"] <= GOALS["max_wall_ratio"],
+            "wall": ratios["wall"] <= GOALS["max_wall_ratio_all_photos" if all_photos else "max_wall_ratio"],
             "trainer_throughput": ratios["trainer_throughput"] >= GOALS["min_throughput_ratio"],
             "bytes": ratios["max_bytes"] <= GOALS["max_bytes_ratio"],
             "evaluator": ratios["evaluator"] <= GOALS["max_evaluator_ratio"],
