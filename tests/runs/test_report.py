@@ -194,7 +194,7 @@ def test_examples_per_class_and_split(first):
 def test_training_curves_are_the_trainer_history(runs, first):
     _, store, first_id, _ = runs
     _, page, _ = first
-    model = report.RunRecord.load(store, first_id).output("Trainer", "model")
+    model = records.RunRecord.load(store, first_id).output("Trainer", "model")
     with open(os.path.join(model.uri, "history.json")) as f:
         history = json.load(f)
     epochs = [int(i["value"]) for i in page.all("epoch")]
