@@ -183,6 +183,8 @@ def predict(inputs: tuple[str, ...], model_dir: str | None, output_dir: str | No
     paths, passed_over = predict.list_images(inputs)
     if passed_over:
         click.echo(f"passed over {passed_over} file(s) without an image extension in the folder(s)", err=True)
+    if not paths:
+        raise click.UsageError(f"no images to classify in {', '.join(inputs)} (.jpg, .jpeg, .png, .gif or .bmp files)")
     fmt = predict.format_for(out_file, fmt)
     if beam:
         rows, failed = predict.predict_with_beam(model_dir, paths, out_file, fmt, beam_args or LOCAL_BEAM_ARGS, batch_size)

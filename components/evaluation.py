@@ -14,7 +14,7 @@ PER_CLASS = tfma.SlicingSpec(feature_keys=[features.CLASS_KEY])
 def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
     """Overall and per-class metrics; overall accuracy gated by an absolute
     floor and, with `compare_to_blessed`, a maximum drop against the last
-    blessed model."""
+    blessed model; each class's recall gated by `min_class_recall`."""
     gate = tfma.MetricThreshold(
         value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.gates.min_accuracy}),
     )
@@ -26,11 +26,19 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
                 absolute={"value": -config.gates.max_accuracy_drop - 1e-10},
             )
         )
+    recall_floor = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.gates.min_class_recall}),
+    )
     metrics = tfma.MetricsSpec(
         metrics=[
             tfma.MetricConfig(
                 class_name="SparseCategoricalAccuracy",
-                per_slice_thresholds=[tfma.PerSliceMetricThreshold(slicing_specs=[OVERALL], threshold=gate)],
+                per_slice_thresholds=[
+                    tfma.PerSliceMetricThreshold(slicing_specs=[OVERALL], threshold=gate),
+                    # In each true class's slice accuracy is that class's recall:
+                    # a model blind to one class fails here, whatever its accuracy.
+                    tfma.PerSliceMetricThreshold(slicing_specs=[PER_CLASS], threshold=recall_floor),
+                ],
             ),
             tfma.MetricConfig(class_name="ExampleCount"),
             tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),

@@ -6,8 +6,9 @@ ExampleValidator checks each split's statistics against the curated schema
 and against `custom_validations` (SQL over the statistics, for what a schema
 cannot say). It only records what it finds; `DataGate`, a Python function
 component that Transform depends on, fails with the list when there is
-anything, so no later component runs. It compiles into the Kubeflow spec
-like any other component.
+anything, so no later component runs, and also when a record's image does
+not decode (named by ExampleGen's shard and record index). It compiles into
+the Kubeflow spec like any other component.
 """
 
 from tfx import v1 as tfx
@@ -19,7 +20,7 @@ from flowers.components.anomalies import describe_anomalies
 
 
 class DataRefused(RuntimeError):
-    """ExampleValidator found anomalies; the message lists them."""
+    """ExampleValidator found anomalies, or images do not decode; the message lists them."""
 
 
 CUSTOM_VALIDATION_KEY = standard_component_specs.CUSTOM_VALIDATION_CONFIG_KEY
@@ -27,25 +28,38 @@ CUSTOM_VALIDATION_KEY = standard_component_specs.CUSTOM_VALIDATION_CONFIG_KEY
 REFUSED_MARK = "data refused:"
 
 
-def custom_validations(min_class_examples: int):
-    """Every class has at least `min_class_examples` examples in each split
+def custom_validations(min_class_examples: int, max_class_ratio: float = 0.0):
+    """Every class has at least `min_class_examples` examples in each split,
+    and the largest class at most `max_class_ratio` times the smallest's
     (read from the class feature's rank histogram, which StatisticsGen fills
-    because the schema marks `class` categorical)."""
+    because the schema marks `class` categorical). 0 turns a check off;
+    None when both are off."""
     from google.protobuf import text_format
     from tensorflow_data_validation.anomalies.proto import custom_validation_config_pb2
 
-    if min_class_examples <= 0:
+    buckets = "UNNEST(feature.string_stats.rank_histogram.buckets) AS b"
+    validations = []
+    if min_class_examples > 0:
+        validations.append((
+            f"(SELECT COUNT(*) FROM {buckets} WHERE b.sample_count >= {min_class_examples}) = {features.NUM_CLASSES}",
+            f'some class has fewer than {min_class_examples} example(s) (min_class_examples): every one of {", ".join(features.CLASS_NAMES)} must be present',
+        ))
+    if max_class_ratio > 0:
+        validations.append((
+            f"(SELECT MAX(b.sample_count) FROM {buckets}) <= {max_class_ratio!r} * (SELECT MIN(b.sample_count) FROM {buckets})",
+            f"classes out of balance: the largest class has over {max_class_ratio:g} times the examples of the "
+            "smallest (gates.max_class_ratio); add photos of the small classes or raise the setting",
+        ))
+    if not validations:
         return None
-    text = f"""
-    feature_validations {{
-      feature_path {{ step: '{features.CLASS_KEY}' }}
-      validations {{
-        sql_expression: '(SELECT COUNT(*) FROM UNNEST(feature.string_stats.rank_histogram.buckets) AS b WHERE b.sample_count >= {min_class_examples}) = {features.NUM_CLASSES}'
-        severity: ERROR
-        description: 'some class has fewer than {min_class_examples} example(s) (min_class_examples): every one of {", ".join(features.CLASS_NAMES)} must be present'
-      }}
-    }}"""
-    return text_format.Parse(text, custom_validation_config_pb2.CustomValidationConfig())
+    text = "".join(
+        f"validations {{ sql_expression: '{sql}' severity: ERROR description: '{description}' }}"
+        for sql, description in validations
+    )
+    return text_format.Parse(
+        f"feature_validations {{ feature_path {{ step: '{features.CLASS_KEY}' }} {text} }}",
+        custom_validation_config_pb2.CustomValidationConfig(),
+    )
 
 
 class ExampleValidatorExecutor(example_validator_executor.Executor):
@@ -64,9 +78,51 @@ class ExampleValidatorExecutor(example_validator_executor.Executor):
 
 
 @tfx.dsl.components.component
-def DataGate(anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies]) -> None:
-    """Fails, listing every anomaly by split and feature, when there is any."""
+def DataGate(
+    anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
+    examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
+) -> None:
+    """Fails, listing every anomaly by split and feature, when there is any;
+    then, when an image does not decode, naming each (statistics only see
+    non-empty bytes: such a record would fail the Trainer minutes later)."""
     found = describe_anomalies(anomalies.uri)
     if found:
         listed = " | ".join(f"{split}: {line}" for split, lines in found.items() for line in lines)
         raise DataRefused(f"{REFUSED_MARK} {listed}")
+    bad = undecodable_images(examples)
+    if bad:
+        more = f" | and {len(bad) - _LISTED} more" if len(bad) > _LISTED else ""
+        raise DataRefused(f"{REFUSED_MARK} " + " | ".join(bad[:_LISTED]) + more)
+
+
+_LISTED = 5  # undecodable images named in the refusal; the rest counted
+
+
+def undecodable_images(examples) -> list[str]:
+    """Each record of ExampleGen's output whose image the Trainer could not
+    decode, as "split: shard record N (label): why"."""
+    import os
+
+    import tensorflow as tf
+    from tfx.types import artifact_utils
+
+    from flowers.images import decode_and_crop
+
+    found = []
+    for split in artifact_utils.decode_split_names(examples.split_names):
+        folder = artifact_utils.get_split_uri([examples], split)
+        for path in sorted(tf.io.gfile.glob(f"{folder}/*")):
+            compression = "GZIP" if path.endswith(".gz") else ""
+            for index, record in enumerate(tf.data.TFRecordDataset(path, compression_type=compression)):
+                feature = tf.train.Example.FromString(record.numpy()).features.feature
+                image = feature[features.IMAGE_KEY].bytes_list.value
+                if not image:
+                    continue  # a missing image is the schema's anomaly
+                try:
+                    decode_and_crop(tf.constant(image[0]), 32)
+                except tf.errors.InvalidArgumentError as error:
+                    label = b"".join(feature[features.LABEL_KEY].bytes_list.value).decode(errors="replace")
+                    why = error.message.strip().splitlines()[0]
+                    shard = os.path.relpath(path, examples.uri)
+                    found.append(f"{split}: {shard} record {index} ({label}): image does not decode ({why})")
+    return found

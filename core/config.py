@@ -197,12 +197,26 @@ class GatesConfig:
     # 1 catches a class that is missing altogether (the failure that silently
     # trains a 4-class model); raise it for real data sets.
     min_class_examples: int = _setting(1, low=0, high=10**9)
+    # Data gate: in every split, the largest class may have at most this many
+    # times the examples of the smallest (0: no check). The bundled sample's
+    # splits are within 3.7; a span of 162 daisies and 12 of each other
+    # class is not.
+    max_class_ratio: float = _setting(8.0, low=0.0, high=1e9)
+    # Evaluator gate: every class's recall on the eval split (accuracy in the
+    # slice of its true class) must reach this floor, so a model blind to a
+    # class is never pushed, whatever its overall accuracy.
+    min_class_recall: float = _setting(0.5, low=0.0, high=1.0)
     # Compare each candidate with the newest pushed model on the same eval
     # data (components/baseline.py; runs on every orchestrator).
     compare_to_blessed: bool = True
 
     def __post_init__(self):
         _validate(self)
+        if 0 < self.max_class_ratio < 1:
+            raise SettingsError(
+                f"setting max_class_ratio={self.max_class_ratio} is below 1 (the largest class over the smallest): "
+                "allowed 0 (no check) or from 1"
+            )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,8 +12,8 @@ class State(str, enum.Enum):
     PUSHED = "pushed"  # blessed by every gate and pushed
     REFUSED = "refused"  # trained, but a model gate refused it
     DATA_REFUSED = "data refused"  # the data gate stopped the run before training
-    FAILED = "failed"  # a component failed (named in the summary)
-    INTERRUPTED = "interrupted"  # stopped by SIGINT / SIGTERM, or killed
+    FAILED = "failed"  # a component failed (named in the summary), or the worker died
+    INTERRUPTED = "interrupted"  # stopped by a signal to `flowers run` (or its output closing), or `flowers run` killed
     RUNNING = "running"  # still running (holds the output dir's lock)
     ROLLED_BACK = "rolled back"  # `flowers rollback`: an older version served again
 
@@ -23,8 +23,18 @@ FAILED = 1
 USAGE = 2  # bad usage or settings; also: the output dir is in use by another run
 REFUSED = 3
 DATA_REFUSED = 4
+# Stopped from outside: 128 + the signal's number, as a shell reports it.
+SIGHUP = 129
 SIGINT = 130
 SIGTERM = 143
+# The run's output (stdout) closed under it, e.g. `flowers run | head`: as SIGPIPE would end it.
+OUTPUT_CLOSED = 141
+
+
+def interrupted_by(signum: int) -> int:
+    """The exit code of a run stopped by signal `signum`, which `flowers run` received."""
+    return 128 + signum
+
 
 EXIT_CODES = {
     State.PUSHED: PUSHED,
@@ -37,6 +47,7 @@ EXIT_CODES = {
 HELP = (
     "Exit codes: 0 a model was blessed and pushed; 3 the model was trained but refused "
     "by a gate (named in the output); 4 the data was refused by validation; 2 bad usage "
-    "or settings, or the output dir is in use by another run; 130 / 143 interrupted by "
-    "SIGINT / SIGTERM; 1 anything else."
+    "or settings, or the output dir is in use by another run; 130 / 143 / 129 interrupted by "
+    "SIGINT / SIGTERM / SIGHUP (nothing pushed); 141 its output closed (nothing pushed); "
+    "1 anything else (a failed component, or the worker killed: 'worker died: signal N')."
 )

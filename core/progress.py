@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Callable
 
 FD_ENV = "FLOWERS_PROGRESS_FD"
 _log = logging.getLogger("flowers.progress")
 _stream = None
+# What the worker does when its progress pipe breaks (the supervisor is gone):
+# set by flowers.pipeline.local to end the worker.
+when_closed: Callable[[], None] | None = None
 
 
 def say(line: str) -> None:
@@ -30,4 +34,5 @@ def say(line: str) -> None:
     try:
         print(line, file=_stream, flush=True)
     except OSError:
-        pass
+        if when_closed is not None:
+            when_closed()

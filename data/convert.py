@@ -61,6 +61,11 @@ def list_photos(photos_dir: str) -> list[tuple[str, str]]:
             )
         if not names:
             raise ConversionError(f"{folder}: class folder is empty; add photos or remove the folder")
+        dangling = [n for n in names if not os.path.exists(os.path.join(folder, n))]
+        if dangling:
+            raise ConversionError(
+                f"{folder}: broken link(s) {', '.join(dangling)} point at nothing; remove them or point them at photos"
+            )
         photos.extend((os.path.join(folder, n), c) for n in names)
     if not photos:
         raise ConversionError(

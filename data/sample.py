@@ -13,6 +13,15 @@ LICENSE_FILE = "LICENSE.txt"
 
 def make_sample(photos_dir: str, out_dir: str, per_class: int, **kwargs) -> convert.ConversionResult:
     """The first `per_class` photos of each class (by name) as span 1 of `out_dir`."""
+    # Checked before anything is written: a sample must carry the credits,
+    # and convert's hints would name the temporary folder.
+    if not os.path.isfile(os.path.join(photos_dir, LICENSE_FILE)):
+        raise convert.ConversionError(
+            f"{photos_dir}: no {LICENSE_FILE} with the photographers' credits (the tf_flowers download has one); "
+            "a sample keeps the credits of its photos"
+        )
+    if os.path.isdir(out_dir) and [n for n in os.listdir(out_dir) if not n.startswith(".")]:
+        raise convert.ConversionError(f"{out_dir}: already exists and is not empty; choose a new folder")
     chosen = [(p, c) for c in features.CLASS_NAMES for p, _ in _first(photos_dir, c, per_class)]
     with tempfile.TemporaryDirectory() as tmp:
         for path, class_name in chosen:

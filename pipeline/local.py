@@ -5,27 +5,29 @@
 $FLOWERS_CONFIG, runs every component in this process under the given run
 id, and writes one progress line per component to file descriptor
 `flowers.progress` (everything else goes to its stdout/stderr, the run log).
+It ends with its supervisor, however that ends (`flowers.pipeline.lifeline`).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
-import traceback
 import time
+import traceback
 from typing import Callable
 
+from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
-from tfx.dsl.compiler import compiler
+from tfx.dsl.compiler import compiler, constants
 from tfx.orchestration import metadata
 from tfx.orchestration.local import runner_utils
 from tfx.orchestration.portable import launcher, runtime_parameter_utils
-from ml_metadata.proto import metadata_store_pb2
-from tfx.dsl.compiler import constants
 
 from flowers import progress
 from flowers.components import names
 from flowers.config import PipelineConfig
+from flowers.pipeline import lifeline
 from flowers.pipeline.pipeline import create_pipeline
 
 CONFIG_ENV = "FLOWERS_CONFIG"
@@ -48,7 +50,7 @@ def run(config: PipelineConfig, run_id: str, report: Callable[[str], None] = pro
     for node in ir.nodes:
         pipeline_node = node.pipeline_node
         node_id = pipeline_node.node_info.id
-        if node_id == names.BASELINE:  # its caching is off on every runner:  # what was pushed since the last run counts
+        if node_id == names.BASELINE:  # what was pushed since the last run counts
             pipeline_node.execution_options.caching_options.enable_cache = False
         component = launcher.Launcher(
             pipeline_node=pipeline_node,
@@ -58,9 +60,13 @@ def run(config: PipelineConfig, run_id: str, report: Callable[[str], None] = pro
             executor_spec=runner_utils.extract_executor_spec(deployment, node_id),
             custom_driver_spec=runner_utils.extract_custom_driver_spec(deployment, node_id),
         )
+        lifeline.check()  # no component starts for a supervisor that is gone
         start = time.monotonic()
+        # The push commits (rename, then ML Metadata's record) or not at all.
+        committing = lifeline.stops_deferred() if node_id == names.PUSHER else contextlib.nullcontext()
         try:
-            info = component.launch()
+            with committing:
+                info = component.launch()
         except Exception as error:
             report(f"{node_id:<32} failed  {time.monotonic() - start:6.1f} s  {_first_line(error)}")
             raise
@@ -86,6 +92,8 @@ def _first_line(error: BaseException) -> str:
 
 
 def main() -> None:
+    lifeline.watch_supervisor()
+    progress.when_closed = lifeline.die
     run_id = sys.argv[1]
     config = PipelineConfig.from_json(os.environ[CONFIG_ENV])
     try:

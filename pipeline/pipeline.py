@@ -5,7 +5,7 @@ from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import transform_pb2
 
-from flowers.components import baseline, evaluation, gates, names
+from flowers.components import baseline, evaluation, gates, names, push
 from flowers.config import IMAGE_SIZE_KEY, TRAINING_CONFIG_KEY, TRIALS_KEY, VALIDATION_FROM_TRAIN_KEY, PipelineConfig
 from flowers.data import layout
 
@@ -81,6 +81,8 @@ def create_components(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir)
         ),
     ).with_id(names.PUSHER)
+    # A version appears in the serving dir whole or not at all (components/push.py).
+    pusher.executor_spec = executor_spec.ExecutorClassSpec(push.Executor)
     baseline_node = [latest_pushed] if config.gates.compare_to_blessed else []
     return components + [trainer, *baseline_node, evaluator, pusher]
 
@@ -117,7 +119,7 @@ def _data_components(config: PipelineConfig, data_root) -> list:
         statistics_gen = tfx.components.StatisticsGen(
             examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"]
         ).with_id(names.STATISTICS_GEN)
-        validations = gates.custom_validations(config.gates.min_class_examples)
+        validations = gates.custom_validations(config.gates.min_class_examples, config.gates.max_class_ratio)
     else:
         statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(
             names.STATISTICS_GEN
@@ -132,7 +134,7 @@ def _data_components(config: PipelineConfig, data_root) -> list:
         custom_validation_config=validations,
     ).with_id(names.EXAMPLE_VALIDATOR)
     example_validator.executor_spec = executor_spec.ExecutorClassSpec(gates.ExampleValidatorExecutor)
-    data_gate = gates.DataGate(anomalies=example_validator.outputs["anomalies"]).with_id(names.DATA_GATE)
+    data_gate = gates.DataGate(anomalies=example_validator.outputs["anomalies"], examples=example_gen.outputs["examples"]).with_id(names.DATA_GATE)
     return [example_gen, schema_gen, statistics_gen, example_validator, data_gate]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
@@ -30,13 +31,26 @@ _OUTPUTS = (Event.OUTPUT, Event.DECLARED_OUTPUT)
 UNFINISHED = (Execution.NEW, Execution.RUNNING)
 
 
+class CorruptMetadata(ValueError):
+    """The output dir's ML Metadata file cannot be read; the message says what to do."""
+
+
 def store_for(config: PipelineConfig) -> mlmd.MetadataStore:
     if not os.path.exists(config.metadata_path):
         raise FileNotFoundError(f"{config.metadata_path}: no ML Metadata here; run the pipeline first")
     connection = metadata_store_pb2.ConnectionConfig()
     connection.sqlite.filename_uri = config.metadata_path
     connection.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
-    return mlmd.MetadataStore(connection)
+    try:
+        return mlmd.MetadataStore(connection)
+    except RuntimeError as error:  # ML Metadata's words for SQLite's: "file is not a database", ...
+        found = re.search(r"executing query: (.*?) query:", str(error))
+        path = config.metadata_path
+        raise CorruptMetadata(
+            f"{path} is not a readable ML Metadata store ({found.group(1) if found else str(error)[:200]}); "
+            f"move it aside (mv {path} {path}.broken) to start a new history: the pushed models in "
+            f"{config.serving_dir} stay usable"
+        ) from None
 
 
 def run_ids(store: mlmd.MetadataStore) -> list[str]:
@@ -370,20 +384,40 @@ def _confusion(uri: str, candidate_names) -> tuple[list[list[float]], list[float
 
 
 def gate_failures(validation) -> list[str]:
-    """The failed thresholds of a TFMA ValidationResult, one line each, in words."""
+    """The failed thresholds of a TFMA ValidationResult, one line each, in
+    words: overall ones first, then the per-class recall floor in class order."""
     if validation is None:
         return []
     lines = []
-    for failure in validation.metric_validations_per_slice:
+    slices = sorted(
+        validation.metric_validations_per_slice,
+        key=lambda v: -1 if _class_of(v.slice_key) is None else features.CLASS_NAMES.index(_class_of(v.slice_key)),
+    )
+    for failure in slices:
+        class_name = _class_of(failure.slice_key)
         for f in failure.failures:
             value = f.metric_value.double_value.value
             if f.metric_key.is_diff:
                 allowed = f.metric_threshold.change_threshold.absolute.value
                 lines.append(f"{f.metric_key.name} changed by {value:+.4f} against the last blessed model (allowed: {allowed:+.4f})")
+            elif class_name is not None:
+                floor = f.metric_threshold.value_threshold.lower_bound.value
+                lines.append(
+                    f"recall of {class_name} {value:.4f} is below the floor {floor:.4f} (gates.min_class_recall)"
+                )
             else:
                 floor = f.metric_threshold.value_threshold.lower_bound.value
                 lines.append(f"{f.metric_key.name} {value:.4f} is below the threshold {floor:.4f}")
     return lines
+
+
+def _class_of(slice_key) -> str | None:
+    """The class a per-class slice (TFMA's SliceKey proto) is of; None for any other slice."""
+    for key in slice_key.single_slice_keys:
+        if key.column == features.CLASS_KEY:
+            index = key.int64_value
+            return features.CLASS_NAMES[index] if 0 <= index < features.NUM_CLASSES else None
+    return None
 
 
 def gate_failures_at(evaluation_uri: str) -> list[str]:

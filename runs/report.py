@@ -483,6 +483,8 @@ def _model_gates(run: records.RunRecord, ev: records.Evaluation, candidate: dict
     failures = {}
     if ev.validation is not None:
         for per_slice in ev.validation.metric_validations_per_slice:
+            if per_slice.slice_key.single_slice_keys:  # a class under the recall floor: listed with the failed gates
+                continue
             for f in per_slice.failures:
                 failures[(f.metric_key.name, f.metric_key.is_diff)] = f
     metric_names = _metric_names()

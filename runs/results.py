@@ -168,22 +168,36 @@ def record_summary(store: mlmd.MetadataStore, summary: RunSummary) -> None:
     store.put_contexts([context])
 
 
-def mark_interrupted(store: mlmd.MetadataStore, run_id: str) -> None:
-    """Record that `run_id` was stopped: its unfinished executions become
-    CANCELED and the run context says interrupted."""
+def mark_stopped(store: mlmd.MetadataStore, run_id: str, state: State) -> None:
+    """Record how `run_id` ended when its worker was stopped: its unfinished
+    executions become CANCELED (interrupted) or FAILED (the worker died in
+    them), and the run context keeps `state`."""
     try:
         context = records.run_context(store, run_id)
     except mlmd.errors.NotFoundError:
         return
     if context is None:
         return
+    ended = records.Execution.FAILED if state == State.FAILED else records.Execution.CANCELED
     stale = [e for e in store.get_executions_by_context(context.id) if e.last_known_state in records.UNFINISHED]
     for execution in stale:
-        execution.last_known_state = records.Execution.CANCELED
+        execution.last_known_state = ended
     if stale:
         store.put_executions(stale)
-    context.custom_properties[STATE_PROPERTY].string_value = State.INTERRUPTED.value
+    context.custom_properties[STATE_PROPERTY].string_value = state.value
     store.put_contexts([context])
+
+
+def pushed_by(store: mlmd.MetadataStore, run_id: str) -> str | None:
+    """The serving folder the run's Pusher committed, as ML Metadata
+    recorded it; None when the run pushed nothing."""
+    context = records.run_context(store, run_id)
+    if context is None:
+        return None
+    for artifact in store.get_artifacts_by_context(context.id):
+        if "pushed" in artifact.custom_properties and artifact.custom_properties["pushed"].int_value:
+            return artifact.custom_properties["pushed_destination"].string_value
+    return None
 
 
 def history_header(columns: tuple[str, ...] = ()) -> str:

@@ -33,7 +33,12 @@ def sample_jpeg() -> bytes:
 # One small real pipeline run shared by every test that only reads what a run
 # produced (ML Metadata, the pushed model, the report): a few epochs on the
 # bundled sample, a gate it passes.
-TINY_RUN_SETTINGS = ("--set", "training.epochs=3", "--set", "training.fine_tune_epochs=1", "--min-accuracy", "0.3")
+# A 3-epoch model on 37 eval photos may still miss most of one class: the
+# per-class recall floor (default 0.5) is off for the shared tiny run.
+TINY_RUN_SETTINGS = (
+    "--set", "training.epochs=3", "--set", "training.fine_tune_epochs=1", "--min-accuracy", "0.3",
+    "--set", "gates.min_class_recall=0",
+)
 # Every run of the suite runs Beam inside its component's process: on a few
 # hundred records, starting DirectRunner's worker processes for each Beam
 # component costs more than the work. The shared runs get it from the default

@@ -108,3 +108,9 @@ def test_a_truncated_shard_is_named_before_anything_runs(capsys, tmp_path):
     code, out = run_cli(capsys, "run", "--data-root", str(tmp_path / "data"), "--output-dir", str(tmp_path / "out"))
     assert code == 2 and f"{shard}: truncated" in out.err and "Traceback" not in out.err
     assert len(out.err) < 400  # one line, no dump of the bytes
+
+
+def test_predict_on_a_folder_without_images_says_so(capsys, tmp_path):
+    (tmp_path / "empty").mkdir()
+    code, out = run_cli(capsys, "predict", str(tmp_path / "empty"), "--model", str(tmp_path))
+    assert code == 2 and f"no images to classify in {tmp_path / 'empty'}" in out.err and out.out == ""

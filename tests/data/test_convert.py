@@ -103,3 +103,27 @@ def test_add_span_refuses_a_flat_root_with_the_command_that_moves_it(photos_dir,
         convert.add_span(photos_dir, str(root), image_size=32)
     with pytest.raises(FileNotFoundError, match="old flat layout"):
         layout.check_data_root(str(root))
+
+
+def test_a_broken_link_is_named_before_anything_is_written(photos_dir, tmp_path):
+    photos = tmp_path / "photos"
+    shutil.copytree(photos_dir, photos)
+    os.symlink(tmp_path / "gone.jpg", photos / "roses" / "link.jpg")
+    with pytest.raises(convert.ConversionError, match=r"roses: broken link\(s\) link.jpg point at nothing"):
+        convert.convert(str(photos), str(tmp_path / "root"))
+    assert not (tmp_path / "root").exists()
+
+
+def test_a_sample_needs_the_credits_and_a_new_folder(photos_dir, tmp_path):
+    from flowers.data import sample
+
+    with pytest.raises(convert.ConversionError, match=r"no LICENSE.txt with the photographers' credits"):
+        sample.make_sample(photos_dir, str(tmp_path / "small"), 1)
+    assert not (tmp_path / "small").exists()
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "x").write_text("")
+    photos = tmp_path / "photos"
+    shutil.copytree(photos_dir, photos)
+    (photos / "LICENSE.txt").write_text("credits\n")
+    with pytest.raises(convert.ConversionError, match="used: already exists and is not empty; choose a new folder$"):
+        sample.make_sample(str(photos), str(tmp_path / "used"), 1)

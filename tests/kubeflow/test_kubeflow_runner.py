@@ -258,7 +258,7 @@ def test_custom_validations_compile_as_json_for_their_executor(spec):
 
     validator = tasks(spec)["ExampleValidator"]["inputs"]["parameters"]["custom_validation_config"]
     compiled = json_format.Parse(validator["runtimeValue"]["constant"], custom_validation_config_pb2.CustomValidationConfig())
-    assert compiled == gates.custom_validations(CONFIG.gates.min_class_examples)
+    assert compiled == gates.custom_validations(CONFIG.gates.min_class_examples, CONFIG.gates.max_class_ratio)
     executor = containers(spec)["ExampleValidator_executor"]
     assert executor["args"][:2] == ["--executor_class_path", "flowers.kubeflow.executors.ExampleValidatorExecutor"]
 

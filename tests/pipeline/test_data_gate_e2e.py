@@ -45,7 +45,29 @@ def no_class_feature(examples):
     return examples
 
 
-CASES = {"class_seven": class_seven, "no_tulips": no_tulips, "no_class_feature": no_class_feature}
+def unbalanced(examples):
+    """Every daisy of the sample and three photos of each other class: the
+    span that trained a model blind to four classes (issue 22)."""
+    daisy = features.class_id("daisy")
+    kept, others = [], {}
+    for e in sample_examples():
+        label = e.features.feature[features.CLASS_KEY].int64_list.value[0]
+        others[label] = others.get(label, 0) + 1
+        if label == daisy or others[label] <= 3:
+            kept.append(e)
+    return kept
+
+
+def not_a_jpeg(examples):
+    """The whole sample, one record's image text: every class is there and
+    the statistics see non-empty bytes, so only the decode check refuses it."""
+    examples = sample_examples()
+    examples[7].features.feature[features.IMAGE_KEY].bytes_list.value[0] = b"this is no JPEG"
+    return examples
+
+
+CASES = {"class_seven": class_seven, "no_tulips": no_tulips, "no_class_feature": no_class_feature, "unbalanced": unbalanced,
+         "not_a_jpeg": not_a_jpeg}
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +91,8 @@ def refused_runs(tmp_path_factory):
         ("class_seven", "class: Unexpectedly large value: 7"),
         ("no_tulips", "some class has fewer than 1 example(s) (min_class_examples)"),
         ("no_class_feature", "class: Column is completely missing"),
+        ("not_a_jpeg", "): image does not decode ("),
+        ("unbalanced", "class: classes out of balance: the largest class has over 8 times the examples of the smallest (gates.max_class_ratio)"),
     ],
 )
 def test_bad_data_ends_with_exit_4_and_no_model(refused_runs, case, expected):
@@ -81,4 +105,8 @@ def test_bad_data_ends_with_exit_4_and_no_model(refused_runs, case, expected):
     summary = results.summarize(store, records.run_ids(store)[-1])
     assert summary.state == "data refused" and summary.failed_component == "DataGate"
     assert "Trainer" not in summary.executions and summary.model_uri is None
-    assert any(expected in line for lines in summary.anomalies.values() for line in lines)
+    if case == "not_a_jpeg":  # the statistics saw nothing wrong; the gate's decode check did
+        assert summary.anomalies == {}
+        assert any(line.startswith("DataGate") and "DataRefused: data refused:" in line and expected in line for line in stdout.splitlines())
+    else:
+        assert any(expected in line for lines in summary.anomalies.values() for line in lines)

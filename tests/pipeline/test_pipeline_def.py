@@ -58,6 +58,9 @@ def test_the_data_gate_stands_before_transform():
     sql = gates.custom_validations(3).feature_validations[0].validations[0]
     assert "b.sample_count >= 3" in sql.sql_expression and "min_class_examples" in sql.description
     assert gates.custom_validations(0) is None
+    ratio = gates.custom_validations(0, 8.0).feature_validations[0].validations[0]
+    assert "<= 8.0 * (SELECT MIN(b.sample_count)" in ratio.sql_expression and "gates.max_class_ratio" in ratio.description
+    assert len(gates.custom_validations(1, 8.0).feature_validations[0].validations) == 2
 
 
 def test_every_span_by_default_a_rolling_window_when_asked(tmp_path):
