@@ -19,7 +19,14 @@ code that makes it necessary (kubeflow/pipelines, backend/src/v2/):
   the launcher writes that log itself (launcher_v2.go `getLogWriter`);
 * ExampleGen's driver (span, version, input fingerprint; TFX's own
   `file_based_example_gen.driver`) runs here when no `preCacheCheck` hook ran:
-  nothing in the open-source backend reads the lifecycle hook.
+  nothing in the open-source backend reads the lifecycle hook;
+* after the executor, the zero-byte "directory marker" objects (`.../dir/`)
+  that TensorFlow's GCS file system writes for every `makedirs` are removed
+  from the task's gs:// outputs: the launcher of the next task downloads each
+  input artifact object by object (component/launcher_v2.go
+  `downloadArtifacts`, objectstore/object_store.go `DownloadBlob`), makes a
+  file of the marker `dir/` and then cannot write `dir/x` (KFP issue 13476).
+  TensorFlow and Beam find gs:// directories by prefix, without markers.
 """
 from __future__ import annotations
 
@@ -134,6 +141,27 @@ def run_example_gen_driver(executor_input: pb.ExecutorInput, inputs_spec_json: s
     return merged
 
 
+def remove_directory_markers(uris: Sequence[str], client=None) -> list[str]:
+    """Delete the zero-byte `.../` objects under each gs:// URI (other
+    schemes: nothing to do); the URIs of the objects removed."""
+    stores = [uri for uri in uris if uri.startswith("gs://")]
+    if not stores:
+        return []
+    if client is None:
+        from google.cloud import storage
+
+        client = storage.Client()
+    removed = []
+    for uri in stores:
+        bucket, _, path = uri[len("gs://"):].partition("/")
+        prefix = path.rstrip("/") + "/" if path.strip("/") else ""
+        for blob in client.list_blobs(bucket, prefix=prefix):
+            if blob.name.endswith("/") and not blob.size:
+                blob.delete()
+                removed.append(f"gs://{bucket}/{blob.name}")
+    return removed
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
 
@@ -156,6 +184,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         args.json_serialized_invocation_args = json_format.MessageToJson(current)
     kubeflow_v2_run_executor.main((args, beam_args))
+    outputs = [a.uri for artifacts in current.outputs.artifacts.values() for a in artifacts.artifacts]
+    removed = remove_directory_markers(outputs)
+    if removed:
+        print(f"flowers entrypoint: removed {len(removed)} zero-byte directory marker(s) from the outputs", flush=True)
 
 
 if __name__ == "__main__":

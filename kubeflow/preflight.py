@@ -85,6 +85,7 @@ from flowers import outcome
 from flowers.kubeflow.runner import IMAGE_DATA_DIR  # light: runner loads TFX on use
 
 EXECUTOR_OUTPUT = "executor_output.json"
+EXECUTOR_INPUT = "executor_input.json"  # each task's, as handed to it (kept for reading)
 TASK_LOG = "preflight.log"
 CATALOGUE = "artifacts.jsonl"  # every output artifact of a successful task, oldest first
 BLESSING = "tfx.ModelBlessing"
@@ -259,8 +260,18 @@ class Preflight:
                     "backend/src/v2/compiler/visitor.go); recompile for --backend kfp (warm_start off)"
                 )
 
+    def check_parameters(self) -> None:
+        """Every task's parameter values resolve to local paths, checked
+        before the first task runs (a refusal at the Pusher would come after
+        the whole run)."""
+        for name, task in self.package.spec.root.dag.tasks.items():
+            for key, spec in task.inputs.parameters.items():
+                if spec.WhichOneof("kind") != "task_output_parameter":
+                    self._parameter(name, key, spec)
+
     def run(self) -> Result:
         self.check_executors()
+        self.check_parameters()
         result = Result(run_root=self.run_root, tasks=[])
         os.makedirs(self.run_root, exist_ok=True)
         self.echo(f"preflight of {self.package.spec.pipeline_info.name} ({self._backend_words()}): {self.run_root}")
@@ -300,6 +311,8 @@ class Preflight:
         os.makedirs(task_root, exist_ok=True)
         executor_input = self._executor_input(name, task, component, task_root)
         as_dict = executor_input_utils.executor_input_to_dict(executor_input, component)
+        with open(os.path.join(task_root, EXECUTOR_INPUT), "w") as f:
+            json.dump(as_dict, f, indent=1, sort_keys=True)  # what the pod was handed
         log = os.path.join(task_root, TASK_LOG)
         if self.kfp and KFP_LOG_OUTPUT in executor_input.outputs.artifacts:
             # The launcher writes the task's output to its log artifact
@@ -456,7 +469,11 @@ class Preflight:
     def _next_id(self) -> int:
         """ML Metadata's artifact ids: one counter per pipeline root."""
         path = os.path.join(self.pipeline_root, IDS)
-        last = int(open(path).read()) if os.path.exists(path) else 0
+        last = 0
+        if os.path.exists(path):
+            with open(path) as f:
+                last = int(f.read())
+        os.makedirs(self.pipeline_root, exist_ok=True)
         with open(path, "w") as f:
             f.write(str(last + 1))
         return last + 1
@@ -490,12 +507,19 @@ class Preflight:
         raise PreflightError(f"task {task}: parameter {key} is a {kind}, which preflight does not resolve")
 
     def _local(self, value: struct_pb2.Value) -> struct_pb2.Value:
-        """A string value with the image's paths replaced by local ones."""
+        """A string value with the image's paths (and mapped URIs) replaced by
+        local ones; an object store URI left over is refused, before a task
+        waits on a store it cannot reach from here."""
         if value.WhichOneof("kind") != "string_value":
             return value
         text = value.string_value
         for image_path, local in self.path_map.items():
             text = re.sub(re.escape(image_path.rstrip("/")) + r'(?=$|/|")', local.rstrip("/"), text)
+        left = re.search(r'(gs|s3|minio)://[^"\s]*', text)
+        if left:
+            raise PreflightError(
+                f"{left[0]}: preflight runs here, on local folders; map it: --path-map {left[0]}=FOLDER"
+            )
         return struct_pb2.Value(string_value=text)
 
     # -- resolver tasks ---------------------------------------------------------
