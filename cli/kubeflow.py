@@ -16,8 +16,8 @@ from typing import Sequence
 
 import click
 
-from flowers.kubeflow.client import DEFAULT_EXPERIMENT, KubeflowError  # light: kfp loads on use
 from flowers.cli.options import build_config, config_options
+from flowers.kubeflow.client import DEFAULT_EXPERIMENT, KubeflowError  # light: kfp loads on use
 
 
 @click.group()
@@ -193,7 +193,9 @@ def preflight(package, params, pipeline_root, path_maps, backend, kfp_version, v
         if not sep:
             raise click.BadParameter(f"{item!r} is not IMAGE_PATH=LOCAL_PATH", param_hint="--path-map")
         mapping[image_path] = local
-    result = pf.run(package, pipeline_root, params, mapping, echo=click.echo, verbose=verbose, backend=backend, kfp_version=kfp_version)
+    result = pf.run(
+        package, pipeline_root, params, mapping, echo=click.echo, verbose=verbose, backend=backend, kfp_version=kfp_version
+    )
     if result.failed_task:
         failed = result.tasks[-1]
         click.echo(f"task {result.failed_task} failed; the end of {failed.log}:", err=True)

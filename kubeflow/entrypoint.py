@@ -28,16 +28,16 @@ code that makes it necessary (kubeflow/pipelines, backend/src/v2/):
   file of the marker `dir/` and then cannot write `dir/x` (KFP issue 13476).
   TensorFlow and Beam find gs:// directories by prefix, without markers.
 """
+
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 from typing import Sequence
 
-from kfp.pipeline_spec import pipeline_spec_pb2 as pb
 from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2 as pb
 
 # driver/driver.go `provisionOutputs` (KFP 2.5+): the launcher's own log output.
 KFP_LOG_OUTPUT = "executor-logs"
@@ -153,7 +153,7 @@ def remove_directory_markers(uris: Sequence[str], client=None) -> list[str]:
         client = storage.Client()
     removed = []
     for uri in stores:
-        bucket, _, path = uri[len("gs://"):].partition("/")
+        bucket, _, path = uri[len("gs://") :].partition("/")
         prefix = path.rstrip("/") + "/" if path.strip("/") else ""
         for blob in client.list_blobs(bucket, prefix=prefix):
             if blob.name.endswith("/") and not blob.size:
@@ -166,10 +166,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
 
     args, beam_args = kubeflow_v2_run_executor._parse_flags(list(sys.argv if argv is None else argv))
-    executor_input = json_format.Parse(args.json_serialized_invocation_args, pb.ExecutorInput(), ignore_unknown_fields=True)
+    executor_input = json_format.Parse(
+        args.json_serialized_invocation_args, pb.ExecutorInput(), ignore_unknown_fields=True
+    )
     inputs_spec = None
     if getattr(args, "json_serialized_inputs_spec_args", None):
-        inputs_spec = json_format.Parse(args.json_serialized_inputs_spec_args, pb.ComponentInputsSpec(), ignore_unknown_fields=True)
+        inputs_spec = json_format.Parse(
+            args.json_serialized_inputs_spec_args, pb.ComponentInputsSpec(), ignore_unknown_fields=True
+        )
     fixed = repair(executor_input, inputs_spec)
     changed = fixed.changed
     current = fixed.executor_input

@@ -304,7 +304,9 @@ class Preflight:
         return result
 
     def _backend_words(self) -> str:
-        return f"Kubeflow Pipelines {self.kfp_version}{'' if self.kfp_version == '2.0' else '+'}" if self.kfp else "Vertex AI"
+        if not self.kfp:
+            return "Vertex AI"
+        return f"Kubeflow Pipelines {self.kfp_version}{'' if self.kfp_version == '2.0' else '+'}"
 
     def _run_container(self, name, task, component, container) -> tuple[str, str]:
         task_root = executor_input_utils.construct_local_task_root(self.pipeline_root, self.run_name, name)
@@ -436,7 +438,9 @@ class Preflight:
             outputs.output_file = os.path.join(task_root, EXECUTOR_OUTPUT)
         return executor_input
 
-    def _record_in_metadata(self, executor_input: pb.ExecutorInput, output: pb.ExecutorOutput, component) -> dict[str, pb.ArtifactList]:
+    def _record_in_metadata(
+        self, executor_input: pb.ExecutorInput, output: pb.ExecutorOutput, component
+    ) -> dict[str, pb.ArtifactList]:
         """What the launcher records in ML Metadata and the next driver reads
         back (launcher_v2.go `uploadOutputArtifacts`, `mergeRuntimeArtifacts`;
         metadata/client.go `RecordArtifact`; converter.go `toRuntimeArtifact`).
@@ -554,7 +558,7 @@ class Preflight:
             return [json_format.ParseDict(json.loads(line), pb.RuntimeArtifact()) for line in f if line.strip()]
 
     def _uri_of(self, title: str) -> str | None:
-        uris = [a.uri for p in self.outputs.values() for l in p.values() for a in l.artifacts if type_title(a.type) == title]
+        uris = [a.uri for p in self.outputs.values() for lst in p.values() for a in lst.artifacts if type_title(a.type) == title]
         return uris[-1] if uris else None
 
     def _metadata_of(self, title: str, key: str):
@@ -604,10 +608,13 @@ def cache_key(executor_input: pb.ExecutorInput, component: pb.ComponentSpec, con
             outputs[key] = json_format.MessageToDict(wiped)
     key = {
         "inputArtifactNames": {k: [a.name for a in v.artifacts] for k, v in executor_input.inputs.artifacts.items()},
-        "inputParameterValues": {k: json_format.MessageToDict(v) for k, v in executor_input.inputs.parameter_values.items()},
+        "inputParameterValues": {
+            k: json_format.MessageToDict(v) for k, v in executor_input.inputs.parameter_values.items()
+        },
         "outputArtifactsSpec": outputs,
         "outputParametersSpec": {
-            k: pb.ParameterType.ParameterTypeEnum.Name(v.parameter_type) for k, v in component.output_definitions.parameters.items()
+            k: pb.ParameterType.ParameterTypeEnum.Name(v.parameter_type)
+            for k, v in component.output_definitions.parameters.items()
         },
         "containerSpec": {"image": container.image, "cmdArgs": list(container.command) + list(container.args)},
     }

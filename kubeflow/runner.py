@@ -39,8 +39,8 @@ import importlib.resources
 import json
 import os
 
-from flowers.config import PipelineConfig, Resources
 from flowers.components import names
+from flowers.config import PipelineConfig, Resources
 
 # TFX, TensorFlow and the pipeline definition load on use, so the CLI checks
 # settings, parameters and endpoints before paying for them.
@@ -242,7 +242,9 @@ def compile_pipeline(config: PipelineConfig, package_path: str, backend: str | N
         raise ValueError(f"{package_path}: the package must end in .yaml (KFP) or .json (Vertex AI PipelineJob)")
     backend = backend or ("vertex" if package_path.endswith(".json") else "kfp")
     if backend == "kfp" and package_path.endswith(".json"):
-        raise ValueError(f"{package_path}: a .json package is a Vertex AI PipelineJob; for Kubeflow Pipelines write .yaml")
+        raise ValueError(
+            f"{package_path}: a .json package is a Vertex AI PipelineJob; for Kubeflow Pipelines write .yaml"
+        )
     check_config(config, backend)
     # The data layout is read now (unless given): fail in seconds, not after
     # TensorFlow's credential and connection retries, when the data root

@@ -2,6 +2,7 @@
 task and changes nothing Vertex AI hands it. The ExecutorInputs are built by
 preflight from the compiled spec, shaped as each backend shapes them (the
 rules and their backend sources are in flowers.kubeflow.preflight)."""
+
 from __future__ import annotations
 
 import json
@@ -39,7 +40,9 @@ def recorded_examples() -> dict[str, pb.ArtifactList]:
     """ImportExampleGen's output as the next task's producer record holds it."""
     artifact = pb.RuntimeArtifact(name="7", uri="/nowhere/examples")
     artifact.type.CopyFrom(pb.ArtifactTypeSchema(instance_schema="title: tfx.Examples\ntype: object\n"))
-    artifact.metadata.update({"split_names": '["train", "validation", "eval"]', "span": 0.0, "display_name": "examples"})
+    artifact.metadata.update(
+        {"split_names": '["train", "validation", "eval"]', "span": 0.0, "display_name": "examples"}
+    )
     return {"ImportExampleGen": {"examples": pb.ArtifactList(artifacts=[artifact])}}
 
 
@@ -50,7 +53,9 @@ def test_kfp_input_types_come_from_the_task_input_spec(kfp_package, tmp_path):
     with pytest.raises(AttributeError, match="'NoneType' object has no attribute 'get'"):
         tfx_entrypoint.parse_raw_artifact_dict(executor_input.inputs.artifacts)
     # ... and the 2.5+ log output is a class TFX cannot import.
-    assert executor_input.outputs.artifacts[entrypoint.KFP_LOG_OUTPUT].artifacts[0].type.schema_title == "system.Artifact"
+    assert (
+        executor_input.outputs.artifacts[entrypoint.KFP_LOG_OUTPUT].artifacts[0].type.schema_title == "system.Artifact"
+    )
     with pytest.raises(ImportError):
         tfx_entrypoint.parse_raw_artifact_dict(executor_input.outputs.artifacts)
 
@@ -74,7 +79,9 @@ def test_an_input_the_spec_does_not_declare_is_named(kfp_package, tmp_path):
 
 
 def test_vertex_input_is_handed_on_unchanged(kfp_package, tmp_path):
-    executor_input, inputs_spec, class_path = task_input(kfp_package, "vertex", "StatisticsGen", tmp_path, recorded_examples())
+    executor_input, inputs_spec, class_path = task_input(
+        kfp_package, "vertex", "StatisticsGen", tmp_path, recorded_examples()
+    )
     repaired = entrypoint.repair(executor_input, json_format.Parse(inputs_spec, pb.ComponentInputsSpec()))
     assert not repaired.changed and repaired.executor_input == executor_input
     # ImportExampleGen after Vertex AI ran its preCacheCheck hook: the driver's
@@ -119,7 +126,11 @@ def gcs(tmp_path):
     server = create_server("127.0.0.1", port, in_memory=True)
     server.start()
     try:
-        yield storage.Client(project="flowers-test", credentials=AnonymousCredentials(), client_options={"api_endpoint": f"http://127.0.0.1:{port}"})
+        yield storage.Client(
+            project="flowers-test",
+            credentials=AnonymousCredentials(),
+            client_options={"api_endpoint": f"http://127.0.0.1:{port}"},
+        )
     finally:
         server.stop()
 
@@ -140,12 +151,14 @@ def test_directory_markers_are_removed_from_gs_outputs_and_nothing_else(gcs):
     }
     for name, data in objects.items():
         bucket.blob(name).upload_from_string(data)
-    removed = entrypoint.remove_directory_markers(["gs://flowers-test/root/Trainer/model", "/local/ignored"], client=gcs)
+    removed = entrypoint.remove_directory_markers(
+        ["gs://flowers-test/root/Trainer/model", "/local/ignored"], client=gcs
+    )
     assert sorted(removed) == [
         "gs://flowers-test/root/Trainer/model/",
         "gs://flowers-test/root/Trainer/model/Format-Serving/",
         "gs://flowers-test/root/Trainer/model/Format-Serving/variables/",
     ]
     left = sorted(b.name for b in gcs.list_blobs("flowers-test"))
-    assert left == sorted(set(objects) - {u[len("gs://flowers-test/"):] for u in removed})
+    assert left == sorted(set(objects) - {u[len("gs://flowers-test/") :] for u in removed})
     assert entrypoint.remove_directory_markers(["/local/only"]) == []  # no client needed without gs://

@@ -1,5 +1,6 @@
 """kubeflow/Dockerfile cannot be built here (no Docker engine): these checks
 keep it consistent with the lock file, the Makefile and the Kubeflow runner."""
+
 from __future__ import annotations
 
 import json
@@ -63,7 +64,10 @@ def test_versions_are_the_locked_ones(dockerfile):
 
 def test_base_images(dockerfile):
     images = [a.split()[0] for kind, a in dockerfile if kind == "FROM"]
-    assert images == ["apache/beam_python${PYTHON_VERSION}_sdk:${BEAM_VERSION}", "gcr.io/tfx-oss-public/tfx:${TFX_VERSION}"]
+    assert images == [
+        "apache/beam_python${PYTHON_VERSION}_sdk:${BEAM_VERSION}",
+        "gcr.io/tfx-oss-public/tfx:${TFX_VERSION}",
+    ]
     # The image TFX's own Kubeflow V2 runner would use, for this TFX.
     assert kubeflow_v2_dag_runner._KUBEFLOW_TFX_IMAGE == f"gcr.io/tfx-oss-public/tfx:{locked('tfx')}"
 
@@ -71,7 +75,10 @@ def test_base_images(dockerfile):
 def test_installed_like_the_readme_from_the_lock(dockerfile):
     runs = [a for kind, a in dockerfile if kind == "RUN"]
     assert runs[0] == 'python3 -m pip install --no-cache-dir "uv==${UV_VERSION}"'
-    assert runs[1:] == ["python3 -m uv sync --locked --no-dev --no-install-project", "python3 -m uv sync --locked --no-dev"]
+    assert runs[1:] == [
+        "python3 -m uv sync --locked --no-dev --no-install-project",
+        "python3 -m uv sync --locked --no-dev",
+    ]
     assert env(dockerfile)["UV_PYTHON_DOWNLOADS"] == "never"  # as the Makefile
 
 
@@ -108,8 +115,11 @@ def module_file(dotted: str) -> str | None:
         package = ".".join(parts[:end])
         for base, folder in sorted(folders.items(), key=lambda item: -len(item[0])):
             if package == base or package.startswith(base + "."):
-                rest = package[len(base):].lstrip(".").replace(".", "/")
-                for candidate in (f"{folder}/{rest}.py", f"{folder}/{rest}/__init__.py" if rest else f"{folder}/__init__.py"):
+                rest = package[len(base) :].lstrip(".").replace(".", "/")
+                for candidate in (
+                    f"{folder}/{rest}.py",
+                    f"{folder}/{rest}/__init__.py" if rest else f"{folder}/__init__.py",
+                ):
                     if os.path.exists(os.path.join(ROOT, candidate)):
                         return candidate
                 break
@@ -120,7 +130,9 @@ def test_the_image_holds_the_entrypoint_and_every_module_the_tasks_import(docker
     """The spec's container command runs a module of this project, and its
     tasks name executors and user functions by module path: each must be a
     file in a folder the Dockerfile copies into the image."""
-    copied = {s.rstrip("/") for kind, a in dockerfile if kind == "COPY" and not a.startswith("--from") for s in a.split()[:-1]}
+    copied = {
+        s.rstrip("/") for kind, a in dockerfile if kind == "COPY" and not a.startswith("--from") for s in a.split()[:-1]
+    }
     with open(kfp_package[1]) as f:
         spec = yaml.safe_load(f)
     executors = spec["deploymentSpec"]["executors"]

@@ -15,10 +15,9 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx import v1 as tfx
 
 from flowers.components.evaluation import eval_config
-from flowers.config import TRAINING_CONFIG_KEY
+from flowers.config import CURATED_SCHEMA, SAMPLE_DATA, TRAINING_CONFIG_KEY, PipelineConfig, TrainingConfig
 from flowers.data import layout
 from flowers.kubeflow import runner
-from flowers.config import CURATED_SCHEMA, SAMPLE_DATA, PipelineConfig, TrainingConfig
 from flowers.pipeline.pipeline import create_components, create_pipeline
 
 CONFIG = PipelineConfig(output_dir="gs://flowers-test/run").override({"kubeflow.image": "registry.example/flowers:test"})

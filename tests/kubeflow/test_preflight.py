@@ -10,6 +10,7 @@ pushed model, then, after a new span landed in the data root and with the
 `eval_config` runtime parameter replaced by a gate no model can pass, a run
 that must ingest both spans (its cache cannot serve the first run's
 examples), train on them, and end refused with nothing pushed."""
+
 from __future__ import annotations
 
 import json
@@ -62,7 +63,9 @@ def make_run(compiled_package, root, backend: str, kfp_version: str = "2.5") -> 
 def task_input(run: preflight.Preflight, name: str) -> pb.ExecutorInput:
     spec = run.package.spec
     task = spec.root.dag.tasks[name]
-    return run._executor_input(name, task, spec.components[task.component_ref.name], os.path.join(run.pipeline_root, name))
+    return run._executor_input(
+        name, task, spec.components[task.component_ref.name], os.path.join(run.pipeline_root, name)
+    )
 
 
 def flowers_cli(*args: str) -> subprocess.CompletedProcess:
@@ -112,7 +115,9 @@ def test_executor_input_takes_constants_runtime_parameters_and_upstream_artifact
     run.outputs["ImportExampleGen"] = {"examples": examples}
     spec = loaded.spec
     task = spec.root.dag.tasks["Trainer"]
-    executor_input = run._executor_input("Trainer", task, spec.components[task.component_ref.name], str(tmp_path / "Trainer"))
+    executor_input = run._executor_input(
+        "Trainer", task, spec.components[task.component_ref.name], str(tmp_path / "Trainer")
+    )
 
     parameters = executor_input.inputs.parameter_values
     assert parameters["custom_config"].string_value == trainer_config  # the --param value
@@ -128,7 +133,9 @@ def test_executor_input_takes_constants_runtime_parameters_and_upstream_artifact
 
     # The image's bundled paths are read from this checkout.
     gen = spec.root.dag.tasks["ImportExampleGen"]
-    gen_input = run._executor_input("ImportExampleGen", gen, spec.components[gen.component_ref.name], str(tmp_path / "gen"))
+    gen_input = run._executor_input(
+        "ImportExampleGen", gen, spec.components[gen.component_ref.name], str(tmp_path / "gen")
+    )
     assert loaded.parameters["data_root"].string_value == "/flowers/data/sample"
     local_data = preflight.default_path_map()[preflight.IMAGE_DATA_DIR]
     assert gen_input.inputs.parameter_values["input_base"].string_value == f"{local_data}/sample"
@@ -145,7 +152,9 @@ def test_container_commands_are_the_specs_own(compiled):
         assert list(executor.container.command)[:2] == ["python", "-m"], name
         assert "{{$}}" in executor.container.args, name
     gen = loaded.deployment.executors["ImportExampleGen_executor"].container
-    assert list(gen.lifecycle.pre_cache_check.command)[-1] == "tfx.orchestration.kubeflow.v2.file_based_example_gen.driver"
+    assert (
+        list(gen.lifecycle.pre_cache_check.command)[-1] == "tfx.orchestration.kubeflow.v2.file_based_example_gen.driver"
+    )
 
 
 def test_resolver_queries_find_the_newest_blessed_model(compiled, tmp_path):
@@ -154,8 +163,12 @@ def test_resolver_queries_find_the_newest_blessed_model(compiled, tmp_path):
     run = preflight.Preflight(loaded, str(tmp_path), {}, echo=lambda _: None, verbose=False, backend="vertex")
     spec = loaded.spec
     resolve = lambda name: run._resolve(  # noqa: E731
-        name, spec.root.dag.tasks[name], spec.components[spec.root.dag.tasks[name].component_ref.name],
-        loaded.deployment.executors[spec.components[spec.root.dag.tasks[name].component_ref.name].executor_label].resolver,
+        name,
+        spec.root.dag.tasks[name],
+        spec.components[spec.root.dag.tasks[name].component_ref.name],
+        loaded.deployment.executors[
+            spec.components[spec.root.dag.tasks[name].component_ref.name].executor_label
+        ].resolver,
     )
     # First run on a fresh root: nothing to compare with.
     assert [resolve(name) for name in RESOLVERS] == ["resolved none", "resolved none"]
@@ -166,8 +179,20 @@ def test_resolver_queries_find_the_newest_blessed_model(compiled, tmp_path):
         found.metadata.update(metadata)
         return pb.ArtifactList(artifacts=[found])
 
-    run._record("r1", {"model": artifact("tfx.Model", "r1/Trainer/model"), "blessing": artifact("tfx.ModelBlessing", "r1/b", blessed=1, current_model_id="r1/Trainer/model")})
-    run._record("r2", {"model": artifact("tfx.Model", "r2/Trainer/model"), "blessing": artifact("tfx.ModelBlessing", "r2/b", blessed=0, current_model_id="r2/Trainer/model")})
+    run._record(
+        "r1",
+        {
+            "model": artifact("tfx.Model", "r1/Trainer/model"),
+            "blessing": artifact("tfx.ModelBlessing", "r1/b", blessed=1, current_model_id="r1/Trainer/model"),
+        },
+    )
+    run._record(
+        "r2",
+        {
+            "model": artifact("tfx.Model", "r2/Trainer/model"),
+            "blessing": artifact("tfx.ModelBlessing", "r2/b", blessed=0, current_model_id="r2/Trainer/model"),
+        },
+    )
     assert [resolve(name) for name in RESOLVERS] == ["resolved", "resolved"]
     # The newest *blessed* blessing (r1: r2 was refused), then the model it blessed.
     assert run.outputs[RESOLVERS[0]]["model_blessing"].artifacts[0].name == "r1/b"
@@ -175,7 +200,9 @@ def test_resolver_queries_find_the_newest_blessed_model(compiled, tmp_path):
 
 
 def test_filter_clauses_and_refusals(tmp_path, compiled):
-    artifact = pb.RuntimeArtifact(name="a", type=pb.ArtifactTypeSchema(instance_schema="title: tfx.ModelBlessing\ntype: object\n"))
+    artifact = pb.RuntimeArtifact(
+        name="a", type=pb.ArtifactTypeSchema(instance_schema="title: tfx.ModelBlessing\ntype: object\n")
+    )
     artifact.metadata.update({"blessed": 1.0})
     assert preflight._matches(artifact, 'schema_title="tfx.ModelBlessing"')
     assert preflight._matches(artifact, "metadata.blessed.number_value=1")
@@ -205,7 +232,10 @@ def test_a_vertex_pipeline_job_is_read_with_its_runtime_config(compiled, tmp_pat
     loaded = preflight.load(str(path))
     assert loaded.output_directory == str(tmp_path / "root")
     assert loaded.parameters["data_root"] == struct_pb2.Value(string_value="/elsewhere")
-    assert loaded.parameters["eval_config"].string_value == spec["root"]["inputDefinitions"]["parameters"]["eval_config"]["defaultValue"]
+    assert (
+        loaded.parameters["eval_config"].string_value
+        == spec["root"]["inputDefinitions"]["parameters"]["eval_config"]["defaultValue"]
+    )
 
 
 # -- fast: what open-source Kubeflow Pipelines hands a task ------------------
@@ -218,7 +248,9 @@ def test_kfp_executor_inputs_are_shaped_as_the_backend_shapes_them(kfp_package, 
     assert examples.name == "" and preflight.type_title(examples.type) == "tfx.Examples"  # provisionOutputs
     logs = gen.outputs.artifacts[preflight.KFP_LOG_OUTPUT].artifacts[0]
     assert logs.type == pb.ArtifactTypeSchema(schema_title="system.Artifact")
-    assert gen.outputs.output_file == str(tmp_path / "ImportExampleGen" / "pod" / "tmp" / "kfp_outputs" / "output_metadata.json")
+    assert gen.outputs.output_file == str(
+        tmp_path / "ImportExampleGen" / "pod" / "tmp" / "kfp_outputs" / "output_metadata.json"
+    )
 
     # The launcher records what the executor wrote; the next driver reads it back from ML Metadata.
     written = pb.ExecutorOutput()
@@ -249,7 +281,10 @@ def test_kfp_executor_inputs_are_shaped_as_the_backend_shapes_them(kfp_package, 
     old = make_run(kfp_package, tmp_path / "old", "kfp", "2.0")
     old_gen = task_input(old, "ImportExampleGen")
     assert list(old_gen.outputs.artifacts) == ["examples"]
-    assert "store_session_info" not in old._record_in_metadata(old_gen, written, component)["examples"].artifacts[0].metadata
+    assert (
+        "store_session_info"
+        not in old._record_in_metadata(old_gen, written, component)["examples"].artifacts[0].metadata
+    )
     # A null the launcher cannot store fails the task, as there.
     written.artifacts["examples"].artifacts[0].metadata["gone"] = None
     with pytest.raises(preflight.PreflightError, match='output "examples": .*unsupported value type'):
@@ -275,7 +310,9 @@ def test_kfp_cache_key_holds_nothing_of_the_data(kfp_package, tmp_path):
     stats_container = run.package.deployment.executors[stats_component.executor_label].container
     keys = []
     for artifact_id in ("1", "9"):
-        run.outputs["ImportExampleGen"] = {"examples": pb.ArtifactList(artifacts=[pb.RuntimeArtifact(name=artifact_id, uri="/x")])}
+        run.outputs["ImportExampleGen"] = {
+            "examples": pb.ArtifactList(artifacts=[pb.RuntimeArtifact(name=artifact_id, uri="/x")])
+        }
         keys.append(preflight.cache_key(task_input(run, "StatisticsGen"), stats_component, stats_container))
     assert keys[0] != keys[1]
 
@@ -284,7 +321,9 @@ def test_kfp_refuses_resolver_tasks_and_unmapped_buckets_before_any_task(compile
     _, warm = compiled
     done = flowers_cli("preflight", warm, "--pipeline-root", str(tmp_path / "warm"))
     assert done.returncode == outcome.USAGE, done.stdout + done.stderr[-3000:]
-    assert "executor latest_blessed_model_resolver-model-blessing-resolver_executor is a resolver executor" in done.stderr
+    assert (
+        "executor latest_blessed_model_resolver-model-blessing-resolver_executor is a resolver executor" in done.stderr
+    )
     assert "non-container and non-importer executor not implemented" in done.stderr
     assert not (tmp_path / "warm").exists()  # no task ran
     # The same package runs as Vertex AI runs it (its resolvers answered here).
@@ -292,7 +331,9 @@ def test_kfp_refuses_resolver_tasks_and_unmapped_buckets_before_any_task(compile
     run.check_executors()
 
     config, package = kfp_package
-    bare = preflight.Preflight(preflight.load(package), str(tmp_path / "bare"), preflight.default_path_map(), print, False)
+    bare = preflight.Preflight(
+        preflight.load(package), str(tmp_path / "bare"), preflight.default_path_map(), print, False
+    )
     with pytest.raises(preflight.PreflightError, match=f"--path-map {config.output_dir}/serving=FOLDER"):
         bare.run()
     assert not (tmp_path / "bare").exists()
@@ -367,15 +408,21 @@ def test_kfp_mode_runs_to_a_pushed_model(kfp_runs, kfp_package):
     assert {status for status, _ in tasks.values()} == {"succeeded"}
     assert len(serving) == 1 and "blessed:    yes" in done.stdout
     # No hook: the entrypoint ran TFX's ExampleGen driver inside the task.
-    gen_log = handed(done.stdout, "ImportExampleGen")["outputs"]["artifacts"][preflight.KFP_LOG_OUTPUT]["artifacts"][0]["uri"]
+    gen_log = handed(done.stdout, "ImportExampleGen")["outputs"]["artifacts"][preflight.KFP_LOG_OUTPUT]["artifacts"][0][
+        "uri"
+    ]
     with open(gen_log) as log:
         text = log.read()
-    assert [line for line in text.splitlines() if line.startswith("$ ")] == [f"$ {sys.executable} -m flowers.kubeflow.entrypoint"]
+    assert [line for line in text.splitlines() if line.startswith("$ ")] == [
+        f"$ {sys.executable} -m flowers.kubeflow.entrypoint"
+    ]
     assert "ExampleGen driver run here: True" in text
     stats = handed(done.stdout, "StatisticsGen")
     [examples] = stats["inputs"]["artifacts"]["examples"]["artifacts"]
     assert examples["type"] == {"instanceSchema": ""} and examples["name"].isdigit()
-    assert catalogue(root)[examples["name"]]["metadata"]["input_fingerprint"].startswith("split:single_split,num_files:2,")
+    assert catalogue(root)[examples["name"]]["metadata"]["input_fingerprint"].startswith(
+        "split:single_split,num_files:2,"
+    )
 
 
 @pytest.mark.slow
@@ -391,7 +438,9 @@ def test_a_second_kfp_run_ingests_the_new_span_and_trains_on_both(kfp_runs):
     assert {status for status, _ in tasks.values()} == {"succeeded"}
     [examples] = handed(done.stdout, "Trainer")["inputs"]["artifacts"]["examples"]["artifacts"]
     assert examples["uri"] == os.path.join(run_root(done.stdout), "ImportExampleGen", "examples")
-    assert catalogue(root)[examples["name"]]["metadata"]["input_fingerprint"].startswith("split:single_split,num_files:4,")
+    assert catalogue(root)[examples["name"]]["metadata"]["input_fingerprint"].startswith(
+        "split:single_split,num_files:4,"
+    )
     assert "blessed:    no" in done.stdout and "is below the threshold 1.0000" in done.stdout
     assert "pushed to:  not pushed (model not blessed)" in done.stdout
     assert sorted(os.listdir(root / "out" / "serving")) == serving
