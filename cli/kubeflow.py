@@ -16,8 +16,8 @@ from typing import Sequence
 
 import click
 
-from flowers.kubeflow.client import DEFAULT_EXPERIMENT, KubeflowError  # light: kfp loads on use
 from flowers.cli.options import build_config, config_options
+from flowers.kubeflow.client import DEFAULT_EXPERIMENT, KubeflowError  # light: kfp loads on use
 
 
 @click.group()
@@ -88,11 +88,11 @@ def _config(image, beam_args, **options):
     return config
 
 
-def _compile(package: str, image, beam_args, **options):
+def _compile(package: str, image, beam_args, backend=None, **options):
     from flowers.kubeflow import runner
 
     config = _config(image, beam_args, **options)
-    runner.compile_pipeline(config, package)
+    runner.compile_pipeline(config, package, backend)
     return config, runner.runtime_values(config)
 
 
@@ -131,12 +131,19 @@ def _kubeflow_errors(fn):
     return wrapper
 
 
+BACKEND_HELP = (
+    "kfp: open-source Kubeflow Pipelines 2.x; vertex: Vertex AI Pipelines "
+    "[default: vertex for a .json package, else kfp]."
+)
+
+
 @kubeflow.command("compile")
 @pipeline_options
+@click.option("--backend", type=click.Choice(["kfp", "vertex"]), help="The backend the spec is for. " + BACKEND_HELP)
 @_kubeflow_errors
-def compile_command(package: str, image, beam_args, **options) -> None:
+def compile_command(package: str, image, beam_args, backend, **options) -> None:
     """Compile the pipeline into a KFP v2 pipeline spec (KubeflowV2DagRunner)."""
-    config, values = _compile(package, image, beam_args, **options)
+    config, values = _compile(package, image, beam_args, backend, **options)
     click.echo(f"wrote {package} (pipeline {config.pipeline_name}, image {config.kubeflow.image})")
     click.echo(f"pipeline root: {config.pipeline_root}")
     click.echo(f"runtime parameters: {', '.join(values)}")
@@ -158,10 +165,26 @@ def compile_command(package: str, image, beam_args, **options) -> None:
     metavar="IMAGE_PATH=LOCAL_PATH",
     help="Read a path the image holds from here instead (repeatable; /flowers/data is this checkout's data/).",
 )
-@click.option("--verbose", is_flag=True, help="Stream every task's output (always kept in the task's preflight.log).")
-def preflight(package, params, pipeline_root, path_maps, verbose) -> None:
-    """Run a compiled spec (.yaml or .json) here, task by task, as the KFP v2
-    launcher runs each pod: a check before `submit`, not an orchestrator."""
+@click.option(
+    "--backend",
+    type=click.Choice(["kfp", "vertex"]),
+    default="kfp",
+    show_default=True,
+    help="Hand each task what this backend hands its pod: kfp, open-source Kubeflow Pipelines (no lifecycle "
+    "hook, untyped inputs from ML Metadata, its log output, its cache); vertex, Vertex AI Pipelines.",
+)
+@click.option(
+    "--kfp-version",
+    type=click.Choice(["2.0", "2.5"]),
+    default="2.5",
+    show_default=True,
+    help="With --backend kfp: 2.0 for KFP 2.0-2.4 (Kubeflow 1.8), 2.5 for 2.5 and later (adds its log output).",
+)
+@click.option("--verbose", is_flag=True, help="Stream every task's output (always kept in the task's log).")
+def preflight(package, params, pipeline_root, path_maps, backend, kfp_version, verbose) -> None:
+    """Run a compiled spec (.yaml or .json) here, task by task, handing each
+    task what the backend's launcher hands its pod: a check before `submit`,
+    not an orchestrator."""
     from flowers.kubeflow import preflight as pf
 
     mapping = {}
@@ -170,7 +193,9 @@ def preflight(package, params, pipeline_root, path_maps, verbose) -> None:
         if not sep:
             raise click.BadParameter(f"{item!r} is not IMAGE_PATH=LOCAL_PATH", param_hint="--path-map")
         mapping[image_path] = local
-    result = pf.run(package, pipeline_root, params, mapping, echo=click.echo, verbose=verbose)
+    result = pf.run(
+        package, pipeline_root, params, mapping, echo=click.echo, verbose=verbose, backend=backend, kfp_version=kfp_version
+    )
     if result.failed_task:
         failed = result.tasks[-1]
         click.echo(f"task {result.failed_task} failed; the end of {failed.log}:", err=True)

@@ -1,42 +1,76 @@
 """`flowers kubeflow preflight PACKAGE`: run a compiled spec on this machine,
-task by task, doing for each what the KFP v2 launcher does in its pod.
+task by task, handing each task what the chosen backend hands its pod.
 
-A check to run before `submit`, not a second orchestrator: no caching, no
-retries, no parallel tasks, no ML Metadata; one task after the other in
+A check to run before `submit`, not a second orchestrator: no retries, no
+parallel tasks, no ML Metadata server; one task after the other in
 dependency order, in the current Python environment instead of the image.
-For each task it
 
-* builds the ExecutorInput: parameter values from the spec's constants and
-  the runtime parameters (their defaults, then `--param NAME=VALUE`), input
-  artifacts from the upstream tasks' outputs with their URIs and metadata,
-  output artifact URIs under a local pipeline root, the executor output file;
-* runs the container's own `command` + `args` from the spec (its lifecycle
-  `preCacheCheck` hook first, as ImportExampleGen's driver needs) with the
-  placeholders (`{{$}}`, ...) substituted;
-* reads the executor output back: the output artifacts with the metadata the
-  executor wrote (span, split names, blessed, pushed, ...).
+Two backends, because they hand a TFX task different things:
 
+* `kfp` (the default): open-source Kubeflow Pipelines 2.x, as its own source
+  does it (kubeflow/pipelines, backend/src/v2/; read at tags 2.0.3 and 2.5.0
+  and at main of 2026-08). Every rule below names the file and function it
+  comes from and the versions it holds for:
+  - a spec with a `resolver` executor is refused before any task runs
+    (compiler/visitor.go `dfs`: "non-container and non-importer executor not
+    implemented", when the API server compiles the run; all versions);
+  - no lifecycle hook runs: nothing in the backend reads `lifecycle`, so
+    ImportExampleGen's `preCacheCheck` driver never runs (all versions);
+  - input artifacts come back from ML Metadata: named by their metadata id
+    (metadata/converter.go `toRuntimeArtifact`), with an EMPTY type schema
+    (metadata/client.go `GetOutputArtifactsByExecutionId` records `Schema:
+    ""`, `OutputArtifact.ToRuntimeArtifact` copies it; 2.0.3, 2.5.0 and main),
+    their metadata after the round trip: booleans as numbers, lists and
+    structs wrapped as {"list": ...} / {"struct": ...}
+    (converter.go `StructValueToMLMDValue`), `display_name` added
+    (client.go `RecordArtifact`, all versions) and `store_session_info`
+    (2.5+);
+  - every task gets an extra `executor-logs` output of type system.Artifact
+    (driver/driver.go `provisionOutputs`, publish_logs on by default; 2.5+);
+  - output artifacts are unnamed (2.0.3, 2.5.0; main names them by key),
+    typed from the component's output spec (`provisionOutputs`);
+  - the executor output file is the pod-local
+    /tmp/kfp_outputs/output_metadata.json (component/launcher_v2.go
+    `OutputMetadataFilepath`, 2.0.3 and 2.5.0; main puts it under the task
+    root's local path): here a fresh `pod/tmp/...` under each task root;
+  - the executor output is merged into the planned outputs (launcher_v2.go
+    `mergeRuntimeArtifacts`: its URI if set, its metadata fields over the
+    planned ones); no output file means no metadata (`getExecutorOutputFile`);
+  - caching: a task whose `cachingOptions.enableCache` is on reuses the
+    outputs of an earlier execution with the same cache key: input artifact
+    names, input parameter values, output artifact specs without URI,
+    output parameter types, image, command + args (cacheutils/cache.go
+    `GenerateCacheKey`, driver/driver.go `getFingerPrint` and `Container`;
+    all versions). Earlier executions are those under the same pipeline root.
+* `vertex`: Vertex AI Pipelines as TFX's Kubeflow V2 runner expects it: the
+  `preCacheCheck` hook runs first and its Examples metadata reaches the
+  executor, artifacts keep their type and a unique name, resolver tasks are
+  answered from the artifacts earlier preflight runs under the same pipeline
+  root recorded in `artifacts.jsonl` (none on the first run), no caching.
+
+For each task preflight builds the ExecutorInput (parameter values from the
+spec's constants and the runtime parameters, their defaults then `--param
+NAME=VALUE`), runs the container's own `command` + `args` with the
+placeholders (`{{$}}`, ...) substituted, and reads the executor output back.
 Paths the image holds (`/flowers/data/...`) are read from this checkout
-instead (`--path-map` adds more). The latest-blessed-model Resolver compiles
-into `resolver` tasks (artifact queries that Vertex AI answers from its ML
-Metadata); preflight answers them from the artifacts earlier preflight runs
-under the same pipeline root recorded in `artifacts.jsonl` (none on the first
-run, as on a fresh cluster).
+(`--path-map` adds more, e.g. a gs:// output directory -> a local folder).
 
 kfp 2.5's local execution (`kfp.local`) runs one lightweight Python component
 without input artifacts, so its task runner cannot run these tasks; its
-building blocks do the parts they can: output artifact lists, task roots and
-run names (`executor_input_utils`), placeholder substitution
-(`placeholder_utils`), reading the executor output (`executor_output_utils`).
-The spec is read with kfp's pipeline-spec protos.
+building blocks do the parts they can: task roots and run names
+(`executor_input_utils`), placeholder substitution (`placeholder_utils`),
+reading the executor output (`executor_output_utils`). The spec is read with
+kfp's pipeline-spec protos.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.resources
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -51,6 +85,7 @@ from flowers import outcome
 from flowers.kubeflow.runner import IMAGE_DATA_DIR  # light: runner loads TFX on use
 
 EXECUTOR_OUTPUT = "executor_output.json"
+EXECUTOR_INPUT = "executor_input.json"  # each task's, as handed to it (kept for reading)
 TASK_LOG = "preflight.log"
 CATALOGUE = "artifacts.jsonl"  # every output artifact of a successful task, oldest first
 BLESSING = "tfx.ModelBlessing"
@@ -160,27 +195,86 @@ def default_path_map() -> dict[str, str]:
     return {IMAGE_DATA_DIR: str(importlib.resources.files("flowers.data"))}
 
 
+BACKENDS = ("kfp", "vertex")
+KFP_VERSIONS = ("2.0", "2.5")  # 2.0-2.4 and 2.5+ hand tasks different outputs
+KFP_LOG_OUTPUT = "executor-logs"  # driver/driver.go `provisionOutputs`, 2.5+
+KFP_LOG_TYPE = "system.Artifact"
+# launcher_v2.go `OutputMetadataFilepath` (2.0.3, 2.5.0): a path in the pod's
+# own file system, here under each task's `pod/` folder.
+KFP_OUTPUT_FILE = "tmp/kfp_outputs/output_metadata.json"
+KFP_OUTPUT_PARAMETERS = "tmp/kfp/outputs"  # driver.go `provisionOutputs`
+POD_ROOT = "pod"
+CACHE = "cache.jsonl"  # kfp: cache key -> the outputs of that execution
+IDS = "mlmd_ids"  # kfp: the last metadata id given out under this root
+
+
 class Preflight:
-    def __init__(self, package: Package, pipeline_root: str, path_map: Mapping[str, str], echo: Callable[[str], None], verbose: bool):
+    def __init__(
+        self,
+        package: Package,
+        pipeline_root: str,
+        path_map: Mapping[str, str],
+        echo: Callable[[str], None],
+        verbose: bool,
+        backend: str = "kfp",
+        kfp_version: str = "2.5",
+    ):
         if "://" in pipeline_root:
             raise PreflightError(f"pipeline root {pipeline_root!r}: preflight writes to a local folder")
+        if backend not in BACKENDS:
+            raise PreflightError(f"backend {backend!r}: one of {', '.join(BACKENDS)}")
+        if kfp_version not in KFP_VERSIONS:
+            raise PreflightError(f"KFP version {kfp_version!r}: one of {', '.join(KFP_VERSIONS)}")
         self.package = package
         self.pipeline_root = os.path.abspath(pipeline_root)
         self.path_map = dict(path_map)
         self.echo = echo
         self.verbose = verbose
+        self.backend = backend
+        self.kfp_version = kfp_version
         name = package.spec.pipeline_info.name
         self.run_name = executor_input_utils.get_local_pipeline_resource_name(name)
         self.run_root = os.path.join(self.pipeline_root, self.run_name)
+        # What each task produced, as recorded (typed: preflight reads them back).
         self.outputs: dict[str, dict[str, pb.ArtifactList]] = {}
         self.output_parameters: dict[str, dict[str, struct_pb2.Value]] = {}
 
+    @property
+    def kfp(self) -> bool:
+        return self.backend == "kfp"
+
     # -- the run --------------------------------------------------------------
 
+    def check_executors(self) -> None:
+        """kfp: the API server compiles the whole spec to an Argo workflow
+        when the run is created, and refuses an executor that is neither a
+        container nor an importer (compiler/visitor.go `dfs`; 2.0.3, 2.5.0, main)."""
+        if not self.kfp:
+            return
+        for label, executor in sorted(self.package.deployment.executors.items()):
+            kind = executor.WhichOneof("spec")
+            if kind not in ("container", "importer"):
+                raise PreflightError(
+                    f"executor {label} is a {kind} executor: Kubeflow Pipelines refuses the whole run "
+                    f'("executor(label={label!r}): non-container and non-importer executor not implemented", '
+                    "backend/src/v2/compiler/visitor.go); recompile for --backend kfp (warm_start off)"
+                )
+
+    def check_parameters(self) -> None:
+        """Every task's parameter values resolve to local paths, checked
+        before the first task runs (a refusal at the Pusher would come after
+        the whole run)."""
+        for name, task in self.package.spec.root.dag.tasks.items():
+            for key, spec in task.inputs.parameters.items():
+                if spec.WhichOneof("kind") != "task_output_parameter":
+                    self._parameter(name, key, spec)
+
     def run(self) -> Result:
+        self.check_executors()
+        self.check_parameters()
         result = Result(run_root=self.run_root, tasks=[])
         os.makedirs(self.run_root, exist_ok=True)
-        self.echo(f"preflight of {self.package.spec.pipeline_info.name}: {self.run_root}")
+        self.echo(f"preflight of {self.package.spec.pipeline_info.name} ({self._backend_words()}): {self.run_root}")
         for name in task_order(self.package.spec):
             started = time.monotonic()
             task = self.package.spec.root.dag.tasks[name]
@@ -209,20 +303,39 @@ class Preflight:
             result.gate_failures = _gate_failures(self._uri_of(EVALUATION))
         return result
 
+    def _backend_words(self) -> str:
+        if not self.kfp:
+            return "Vertex AI"
+        return f"Kubeflow Pipelines {self.kfp_version}{'' if self.kfp_version == '2.0' else '+'}"
+
     def _run_container(self, name, task, component, container) -> tuple[str, str]:
         task_root = executor_input_utils.construct_local_task_root(self.pipeline_root, self.run_name, name)
         os.makedirs(task_root, exist_ok=True)
         executor_input = self._executor_input(name, task, component, task_root)
         as_dict = executor_input_utils.executor_input_to_dict(executor_input, component)
+        with open(os.path.join(task_root, EXECUTOR_INPUT), "w") as f:
+            json.dump(as_dict, f, indent=1, sort_keys=True)  # what the pod was handed
         log = os.path.join(task_root, TASK_LOG)
+        if self.kfp and KFP_LOG_OUTPUT in executor_input.outputs.artifacts:
+            # The launcher writes the task's output to its log artifact
+            # (launcher_v2.go `getLogWriter`, 2.5+).
+            log = executor_input.outputs.artifacts[KFP_LOG_OUTPUT].artifacts[0].uri
+        key = None
+        if self.kfp and task.caching_options.enable_cache:
+            key = cache_key(executor_input, component, container)
+            cached = self._cached(key)
+            if cached is not None:
+                self.outputs[name] = cached
+                return "cached", log
         steps = []
-        if container.lifecycle.pre_cache_check.command:
+        if not self.kfp and container.lifecycle.pre_cache_check.command:
             hook = container.lifecycle.pre_cache_check
             steps.append(list(hook.command) + list(hook.args))
         steps.append(list(container.command) + list(container.args))
         env = {**os.environ, **{e.name: e.value for e in container.env}}
         # `python` in the spec is the image's: here, this environment's.
         env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+        os.makedirs(os.path.dirname(log), exist_ok=True)
         with open(log, "w") as sink:
             for step in steps:
                 command = placeholder_utils.replace_placeholders(
@@ -239,23 +352,35 @@ class Preflight:
                 if self._run(command, env, sink) != 0:
                     return "failed", log
                 if step is not steps[-1]:
-                    # What a launcher does with a driver's output before the
+                    # What Vertex AI does with a driver's output before the
                     # executor runs: the output artifacts take its metadata
                     # (ImportExampleGen: span, version, input fingerprint); the
                     # executor reads the updated parameters from the file itself.
                     hook = executor_output_utils.load_executor_output(executor_input.outputs.output_file)
-                    for key, artifacts in hook.artifacts.items():
-                        if key in executor_input.outputs.artifacts and artifacts.artifacts:
-                            executor_input.outputs.artifacts[key].artifacts[0].metadata.update(
+                    for out_key, artifacts in hook.artifacts.items():
+                        if out_key in executor_input.outputs.artifacts and artifacts.artifacts:
+                            executor_input.outputs.artifacts[out_key].artifacts[0].metadata.update(
                                 json_format.MessageToDict(artifacts.artifacts[0].metadata)
                             )
                     as_dict = executor_input_utils.executor_input_to_dict(executor_input, component)
         output = executor_output_utils.load_executor_output(executor_input.outputs.output_file)
-        output = executor_output_utils.add_type_to_executor_output(executor_input, output)
-        produced = {}
-        for key, planned in executor_input.outputs.artifacts.items():
-            produced[key] = output.artifacts[key] if output.artifacts[key].artifacts else planned
+        if self.kfp:
+            try:
+                produced = self._record_in_metadata(executor_input, output, component)
+            except PreflightError as e:
+                with open(log, "a") as sink:
+                    sink.write(f"launcher: {e}\n")
+                return "failed", log
+        else:
+            output = executor_output_utils.add_type_to_executor_output(executor_input, output)
+            produced = {}
+            for out_key, planned in executor_input.outputs.artifacts.items():
+                produced[out_key] = output.artifacts[out_key] if output.artifacts[out_key].artifacts else planned
         self._record(name, produced)
+        if key is not None:
+            with open(os.path.join(self.pipeline_root, CACHE), "a") as f:
+                outputs = {k: json_format.MessageToDict(v) for k, v in produced.items()}
+                f.write(json.dumps({"key": key, "task": name, "outputs": outputs}, sort_keys=True) + "\n")
         self.output_parameters[name] = dict(output.parameter_values)
         return "succeeded", log
 
@@ -280,15 +405,96 @@ class Preflight:
             produced = self.outputs.get(source.producer_task, {}).get(source.output_artifact_key)
             if produced is not None and produced.artifacts:  # a resolver may find nothing
                 inputs.artifacts[key].CopyFrom(produced)
+                if self.kfp:
+                    for artifact in inputs.artifacts[key].artifacts:
+                        # metadata/client.go `GetOutputArtifactsByExecutionId`:
+                        # `Schema: ""` (a TODO in 2.0.3, 2.5.0 and main).
+                        artifact.type.CopyFrom(pb.ArtifactTypeSchema(instance_schema=""))
         outputs = executor_input.outputs
-        for key, spec in component.output_definitions.artifacts.items():
+        definitions = dict(component.output_definitions.artifacts)
+        if self.kfp and self.kfp_version != "2.0":
+            definitions[KFP_LOG_OUTPUT] = pb.ComponentOutputsSpec.ArtifactSpec(
+                artifact_type=pb.ArtifactTypeSchema(schema_title=KFP_LOG_TYPE)
+            )
+        for key, spec in definitions.items():
             planned = executor_input_utils.make_artifact_list(key, spec.artifact_type, task_root)
-            planned.artifacts[0].name = f"{self.run_name}/{name}/{key}"  # unique, as ML Metadata names are
+            if self.kfp:
+                # driver.go `provisionOutputs`: no name (2.0.3, 2.5.0), the
+                # spec's metadata.
+                planned.artifacts[0].name = ""
+                planned.artifacts[0].metadata.CopyFrom(spec.metadata)
+            else:
+                planned.artifacts[0].name = f"{self.run_name}/{name}/{key}"  # unique, as ML Metadata names are
             outputs.artifacts[key].CopyFrom(planned)
-        for key in component.output_definitions.parameters:
-            outputs.parameters[key].output_file = os.path.join(task_root, key)
-        outputs.output_file = os.path.join(task_root, EXECUTOR_OUTPUT)
+        if self.kfp:
+            pod = os.path.join(task_root, POD_ROOT)
+            shutil.rmtree(pod, ignore_errors=True)  # every pod starts with an empty /tmp
+            for key in component.output_definitions.parameters:
+                outputs.parameters[key].output_file = os.path.join(pod, KFP_OUTPUT_PARAMETERS, key)
+            outputs.output_file = os.path.join(pod, KFP_OUTPUT_FILE)
+        else:
+            for key in component.output_definitions.parameters:
+                outputs.parameters[key].output_file = os.path.join(task_root, key)
+            outputs.output_file = os.path.join(task_root, EXECUTOR_OUTPUT)
         return executor_input
+
+    def _record_in_metadata(
+        self, executor_input: pb.ExecutorInput, output: pb.ExecutorOutput, component
+    ) -> dict[str, pb.ArtifactList]:
+        """What the launcher records in ML Metadata and the next driver reads
+        back (launcher_v2.go `uploadOutputArtifacts`, `mergeRuntimeArtifacts`;
+        metadata/client.go `RecordArtifact`; converter.go `toRuntimeArtifact`).
+        The type is kept here for preflight's own reading; inputs drop it."""
+        produced = {}
+        for key, planned in executor_input.outputs.artifacts.items():
+            if not planned.artifacts:
+                continue
+            artifact = pb.RuntimeArtifact()
+            artifact.CopyFrom(planned.artifacts[0])
+            if output.artifacts[key].artifacts:
+                source = output.artifacts[key].artifacts[0]
+                if source.uri:
+                    artifact.uri = source.uri
+                for field, value in source.metadata.items():
+                    artifact.metadata[field] = value
+            try:
+                metadata = mlmd_round_trip(json_format.MessageToDict(artifact.metadata))
+            except ValueError as e:
+                raise PreflightError(f'unable to produce MLMD artifact for output "{key}": {e}') from None
+            metadata.setdefault("display_name", key)
+            if self.kfp_version != "2.0":
+                metadata.setdefault("store_session_info", json.dumps({"Provider": "local", "Params": {}}))
+            artifact.ClearField("metadata")
+            artifact.metadata.update(metadata)
+            artifact.name = str(self._next_id())
+            produced[key] = pb.ArtifactList(artifacts=[artifact])
+        return produced
+
+    def _next_id(self) -> int:
+        """ML Metadata's artifact ids: one counter per pipeline root."""
+        path = os.path.join(self.pipeline_root, IDS)
+        last = 0
+        if os.path.exists(path):
+            with open(path) as f:
+                last = int(f.read())
+        os.makedirs(self.pipeline_root, exist_ok=True)
+        with open(path, "w") as f:
+            f.write(str(last + 1))
+        return last + 1
+
+    def _cached(self, key: str) -> dict[str, pb.ArtifactList] | None:
+        path = os.path.join(self.pipeline_root, CACHE)
+        if not os.path.exists(path):
+            return None
+        found = None
+        with open(path) as f:
+            for line in f:
+                entry = json.loads(line)
+                if entry["key"] == key:
+                    found = entry["outputs"]  # the newest execution wins
+        if found is None:
+            return None
+        return {k: json_format.ParseDict(v, pb.ArtifactList()) for k, v in found.items()}
 
     def _parameter(self, task: str, key: str, spec: pb.TaskInputsSpec.InputParameterSpec) -> struct_pb2.Value:
         kind = spec.WhichOneof("kind")
@@ -305,12 +511,19 @@ class Preflight:
         raise PreflightError(f"task {task}: parameter {key} is a {kind}, which preflight does not resolve")
 
     def _local(self, value: struct_pb2.Value) -> struct_pb2.Value:
-        """A string value with the image's paths replaced by local ones."""
+        """A string value with the image's paths (and mapped URIs) replaced by
+        local ones; an object store URI left over is refused, before a task
+        waits on a store it cannot reach from here."""
         if value.WhichOneof("kind") != "string_value":
             return value
         text = value.string_value
         for image_path, local in self.path_map.items():
             text = re.sub(re.escape(image_path.rstrip("/")) + r'(?=$|/|")', local.rstrip("/"), text)
+        left = re.search(r'(gs|s3|minio)://[^"\s]*', text)
+        if left:
+            raise PreflightError(
+                f"{left[0]}: preflight runs here, on local folders; map it: --path-map {left[0]}=FOLDER"
+            )
         return struct_pb2.Value(string_value=text)
 
     # -- resolver tasks ---------------------------------------------------------
@@ -345,7 +558,7 @@ class Preflight:
             return [json_format.ParseDict(json.loads(line), pb.RuntimeArtifact()) for line in f if line.strip()]
 
     def _uri_of(self, title: str) -> str | None:
-        uris = [a.uri for p in self.outputs.values() for l in p.values() for a in l.artifacts if type_title(a.type) == title]
+        uris = [a.uri for p in self.outputs.values() for lst in p.values() for a in lst.artifacts if type_title(a.type) == title]
         return uris[-1] if uris else None
 
     def _metadata_of(self, title: str, key: str):
@@ -357,6 +570,56 @@ class Preflight:
                     if type_title(artifact.type) == title and key in artifact.metadata:
                         value = artifact.metadata[key]
         return value
+
+
+def mlmd_round_trip(metadata: dict) -> dict:
+    """Artifact metadata as the next task reads it after ML Metadata: stored
+    by converter.go `StructValueToMLMDValue` (bool -> int, list -> struct
+    {"list": ...}, struct -> struct {"struct": ...}, null refused) and read
+    back by `toRuntimeArtifact` (int and double -> number)."""
+    stored = {}
+    for key, value in metadata.items():
+        if isinstance(value, bool):
+            stored[key] = float(value)
+        elif isinstance(value, (int, float, str)):
+            stored[key] = float(value) if not isinstance(value, str) else value
+        elif isinstance(value, list):
+            stored[key] = {"list": value}
+        elif isinstance(value, dict):
+            stored[key] = {"struct": value}
+        else:
+            raise ValueError(f"metadata {key!r}: unknown/unsupported value type {type(value).__name__}")
+    return stored
+
+
+def cache_key(executor_input: pb.ExecutorInput, component: pb.ComponentSpec, container) -> str:
+    """The fields cacheutils/cache.go `GenerateCacheKey` puts in a task's key
+    (driver.go `getFingerPrint` passes command + args and the image): input
+    artifact names, input parameter values, output artifact name, type and
+    metadata (the URI wiped), output parameter types, image, command and
+    args. Nothing the data root holds is in it. (Hashed here as sorted JSON;
+    the backend hashes the proto: the same fields, another digest.)"""
+    outputs = {}
+    for key, artifacts in executor_input.outputs.artifacts.items():
+        if artifacts.artifacts:
+            wiped = pb.RuntimeArtifact()
+            wiped.CopyFrom(artifacts.artifacts[0])
+            wiped.ClearField("uri")
+            outputs[key] = json_format.MessageToDict(wiped)
+    key = {
+        "inputArtifactNames": {k: [a.name for a in v.artifacts] for k, v in executor_input.inputs.artifacts.items()},
+        "inputParameterValues": {
+            k: json_format.MessageToDict(v) for k, v in executor_input.inputs.parameter_values.items()
+        },
+        "outputArtifactsSpec": outputs,
+        "outputParametersSpec": {
+            k: pb.ParameterType.ParameterTypeEnum.Name(v.parameter_type)
+            for k, v in component.output_definitions.parameters.items()
+        },
+        "containerSpec": {"image": container.image, "cmdArgs": list(container.command) + list(container.args)},
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
 
 
 def type_title(artifact_type: pb.ArtifactTypeSchema) -> str:
@@ -419,6 +682,8 @@ def run(
     path_map: Mapping[str, str] | None = None,
     echo: Callable[[str], None] = print,
     verbose: bool = False,
+    backend: str = "kfp",
+    kfp_version: str = "2.5",
 ) -> Result:
     """Preflight one compiled package; the Result says how it ended."""
     package = load(package_path)
@@ -428,4 +693,4 @@ def run(
         pipeline_root = local or os.path.join(os.path.dirname(os.path.abspath(package_path)), "preflight")
     mapping = default_path_map()
     mapping.update(path_map or {})
-    return Preflight(package, pipeline_root, mapping, echo, verbose).run()
+    return Preflight(package, pipeline_root, mapping, echo, verbose, backend, kfp_version).run()

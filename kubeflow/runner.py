@@ -20,7 +20,17 @@ pipelineSpec, runtimeConfig). Nothing else differs from a local run:
   resource settings, through TFX's platform config (`ResourceSpec`);
 * ExampleValidator's custom validations, a `make_proto` placeholder locally
   that the V2 compiler refuses, are written as JSON for an executor that
-  parses them back (kubeflow/executors.py).
+  parses them back (kubeflow/executors.py);
+* every task's container command is this project's entrypoint
+  (kubeflow/entrypoint.py), which repairs what open-source Kubeflow Pipelines
+  hands a task and then runs TFX's own executor runner.
+
+Two backends run the spec, and they differ (flowers.kubeflow.preflight has
+the rules, with the backend source of each): `kfp`, open-source Kubeflow
+Pipelines 2.x (a `.yaml` package), and `vertex`, Vertex AI Pipelines (a
+`.json` PipelineJob). For `kfp` the compile refuses what that backend cannot
+run and turns off the cache of ImportExampleGen, whose cache key there holds
+nothing the data root's contents change.
 """
 from __future__ import annotations
 
@@ -29,8 +39,8 @@ import importlib.resources
 import json
 import os
 
-from flowers.config import PipelineConfig, Resources
 from flowers.components import names
+from flowers.config import PipelineConfig, Resources
 
 # TFX, TensorFlow and the pipeline definition load on use, so the CLI checks
 # settings, parameters and endpoints before paying for them.
@@ -39,6 +49,25 @@ from flowers.components import names
 # install keeps the bundled data under IMAGE_PROJECT_DIR/data.
 IMAGE_PROJECT_DIR = "/flowers"
 IMAGE_DATA_DIR = f"{IMAGE_PROJECT_DIR}/data"
+
+BACKENDS = ("kfp", "vertex")
+# The container command of every task (KubeflowV2DagRunnerConfig's
+# default_commands); kubeflow/Dockerfile installs the module.
+ENTRYPOINT_MODULE = "flowers.kubeflow.entrypoint"
+ENTRYPOINT_COMMAND = ("python", "-m", ENTRYPOINT_MODULE)
+
+# Object stores the image reads. TensorFlow 2.16 reads gs:// itself; it has no
+# S3 file system (tensorflow-io's, which uv.lock does not hold), and Beam
+# reads s3:// only with apache-beam[aws] (boto3, not locked either).
+# `minio://` is Kubeflow Pipelines' own name for its MinIO store (the
+# default store of a Kubeflow install), which neither TensorFlow nor Beam reads.
+STORE_SCHEMES = ("gs://",)
+UNREADABLE_STORES = {
+    "s3://": "TensorFlow 2.16 in the image has no S3 file system (tensorflow-io's, not in uv.lock) and Beam "
+    "reads s3:// only with apache-beam[aws] (boto3, not locked)",
+    "minio://": "minio:// is Kubeflow Pipelines' name for its MinIO store, which neither TensorFlow nor Beam "
+    "in the image reads (nor s3://, MinIO's protocol: no S3 file system is locked)",
+}
 
 # Runtime parameter name (also the create_pipeline argument it is passed
 # as) -> (component id, execution property) it replaces.
@@ -69,13 +98,14 @@ def in_image(path: str) -> str:
     return path
 
 
-def check_config(config: PipelineConfig) -> None:
-    """What a cluster needs that a laptop does not."""
-    if "://" not in config.output_dir and not os.path.isabs(config.output_dir):
-        raise ValueError(
-            f"output_dir {config.output_dir!r} is relative: on Kubeflow it must be a URI every pod can "
-            "write (gs://bucket/flowers) or an absolute path mounted in every pod"
-        )
+def check_config(config: PipelineConfig, backend: str = "kfp") -> None:
+    """What a cluster needs that a laptop does not, and what `backend` cannot run."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r}: one of {', '.join(BACKENDS)}")
+    check_store("output_dir", config.output_dir, backend)
+    check_store("data.data_root", config.data.data_root, backend, bundled_ok=True)
+    if config.data.schema_dir:
+        check_store("data.schema_dir", config.data.schema_dir, backend, bundled_ok=True)
     if not config.kubeflow.image:
         raise ValueError("image is empty: set the image built from kubeflow/Dockerfile (--image)")
     if config.data.span_window:
@@ -84,6 +114,32 @@ def check_config(config: PipelineConfig) -> None:
             "function that TFX 1.16's Kubeflow V2 compiler cannot compile; on Kubeflow every run reads all "
             "spans of the data root (leave span_window at 0)"
         )
+    if backend == "kfp" and config.run.warm_start:
+        raise ValueError(
+            "run.warm_start: TFX's latest-blessed-model Resolver compiles into `resolver` tasks, and open-source "
+            "Kubeflow Pipelines refuses the whole run (\"non-container and non-importer executor not implemented\", "
+            "its backend/src/v2/compiler/visitor.go); turn warm_start off for --backend kfp (Vertex AI runs it: "
+            "--backend vertex)"
+        )
+
+
+def check_store(setting: str, value: str, backend: str, bundled_ok: bool = False) -> None:
+    """A path every pod of a cluster backend reads: an object store URI the
+    image reads, or (`bundled_ok`) the data bundled in the image."""
+    if value.startswith(STORE_SCHEMES):
+        return
+    for scheme, why in UNREADABLE_STORES.items():
+        if value.startswith(scheme):
+            raise ValueError(f"{setting} {value!r}: {why}; use a gs:// bucket")
+    if "://" in value:
+        raise ValueError(f"{setting} {value!r}: the image reads no such scheme; use a gs:// bucket")
+    if bundled_ok and in_image(value).startswith(IMAGE_DATA_DIR + "/"):
+        return
+    raise ValueError(
+        f"{setting} {value!r} is a path on this machine, which the pods of a {backend} run cannot reach "
+        "(the pipeline root must be an object store, and nothing mounts local folders in every pod): use a "
+        "gs:// URI (preflight reads such a URI from a local folder: --path-map gs://bucket/path=FOLDER)"
+    )
 
 
 def runtime_values(config: PipelineConfig) -> dict[str, str]:
@@ -135,7 +191,6 @@ def create_kubeflow_pipeline(config: PipelineConfig, values: dict[str, str]):
 
     from flowers.pipeline.pipeline import create_pipeline
 
-    check_config(config)
     parameters = {
         name: tfx.dsl.experimental.RuntimeParameter(name=name, ptype=str, default=value)
         for name, value in values.items()
@@ -176,18 +231,26 @@ def _proto_properties_as_json(component) -> None:
         component.executor_spec = executor_spec.ExecutorClassSpec(ExampleValidatorExecutor)
 
 
-def compile_pipeline(config: PipelineConfig, package_path: str) -> str:
+def compile_pipeline(config: PipelineConfig, package_path: str, backend: str | None = None) -> str:
     """Compile with KubeflowV2DagRunner and write the spec: the KFP package
     (bare PipelineSpec) for a .yaml/.yml path, the Vertex AI PipelineJob for a
-    .json path. Returns the path written."""
+    .json path. `backend` (default: vertex for .json, else kfp) is the one
+    the spec is checked and shaped for. Returns the path written."""
     from flowers.kubeflow.client import check_readable
 
     if not package_path.endswith((".yaml", ".yml", ".json")):
         raise ValueError(f"{package_path}: the package must end in .yaml (KFP) or .json (Vertex AI PipelineJob)")
-    check_config(config)
-    # The data layout is read now: fail in seconds, not after TensorFlow's
-    # credential and connection retries, when the data root cannot be read.
-    check_readable(config.data.data_root)
+    backend = backend or ("vertex" if package_path.endswith(".json") else "kfp")
+    if backend == "kfp" and package_path.endswith(".json"):
+        raise ValueError(
+            f"{package_path}: a .json package is a Vertex AI PipelineJob; for Kubeflow Pipelines write .yaml"
+        )
+    check_config(config, backend)
+    # The data layout is read now (unless given): fail in seconds, not after
+    # TensorFlow's credential and connection retries, when the data root
+    # cannot be read.
+    if config.data.presplit is None:
+        check_readable(config.data.data_root)
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
     values = runtime_values(config)
@@ -200,6 +263,7 @@ def compile_pipeline(config: PipelineConfig, package_path: str) -> str:
             # `constantValue` / `type` fields (and cannot be written as YAML
             # once runtime parameters exist).
             use_pipeline_spec_2_1=True,
+            default_commands=list(ENTRYPOINT_COMMAND),
         ),
         output_dir=os.path.dirname(os.path.abspath(package_path)),
         output_filename=os.path.basename(package_path),
@@ -212,13 +276,13 @@ def compile_pipeline(config: PipelineConfig, package_path: str) -> str:
         if os.path.exists(package_path):
             with open(package_path) as f:
                 job = json.load(f)
-            _never_cache_baseline(job["pipelineSpec"])
+            _set_caching(job["pipelineSpec"], backend)
             with open(package_path, "w") as f:
                 json.dump(job, f, indent=2, sort_keys=True)
         return package_path
     job = runner.run(pipeline, parameter_values=values, write_out=False)
     spec = job["pipelineSpec"]
-    _never_cache_baseline(spec)
+    _set_caching(spec, backend)
     # A KFP package has no runtimeConfig, and TFX 1.16 leaves the root's
     # parameter definitions without defaults: put them where KFP reads them.
     for name, value in values.items():
@@ -227,11 +291,20 @@ def compile_pipeline(config: PipelineConfig, package_path: str) -> str:
     return package_path
 
 
-def _never_cache_baseline(spec: dict) -> None:
-    """The baseline must be read afresh in every run (what was pushed since)."""
+def _set_caching(spec: dict, backend: str) -> None:
+    """Tasks that must read their source afresh in every run. The baseline:
+    what was pushed since. On Kubeflow Pipelines also ImportExampleGen: the
+    backend's cache key (cacheutils/cache.go `GenerateCacheKey`) holds input
+    parameters, image and command, nothing the data root's contents change,
+    so a cached ImportExampleGen would hand every later run the first run's
+    examples. (Vertex AI runs its driver hook before the cache lookup, and
+    the input fingerprint it computes keys the cache.) Downstream tasks stay
+    cached by key: new examples are a new input artifact, so a new key."""
     tasks = spec["root"]["dag"]["tasks"]
-    if names.BASELINE in tasks:
-        tasks[names.BASELINE]["cachingOptions"] = {"enableCache": False}
+    fresh = [names.BASELINE] + ([names.EXAMPLE_GEN] if backend == "kfp" else [])
+    for name in fresh:
+        if name in tasks:
+            tasks[name]["cachingOptions"] = {"enableCache": False}
 
 
 def _write_yaml(spec: dict, package_path: str) -> None:

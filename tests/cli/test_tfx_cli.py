@@ -109,7 +109,7 @@ def test_vertex_engine_compiles_the_kubeflow_v2_spec(tfx_env, kfp_home, monkeypa
     assert job["runtimeConfig"]["parameterValues"] == runner.runtime_values(config)
 
     # The same spec as `flowers kubeflow compile` writes.
-    runner.compile_pipeline(config, str(tfx_env / "ours.yaml"))
+    runner.compile_pipeline(config, str(tfx_env / "ours.yaml"), backend="vertex")  # a .json is for Vertex AI
     assert job["pipelineSpec"]["root"]["dag"] == yaml.safe_load((tfx_env / "ours.yaml").read_text())["root"]["dag"]
 
     created = tfx("pipeline", "create", "--engine=vertex", f"--pipeline_path={KUBEFLOW_V2_FILE}")

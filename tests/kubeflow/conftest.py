@@ -105,3 +105,30 @@ class RecordingKfpServer:
 def kfp_server(kfp_home):
     with RecordingKfpServer() as server:
         yield server
+
+
+# One small package for every test that reads or preflights a compiled spec
+# for open-source Kubeflow Pipelines (it runs in `--backend vertex` preflight
+# too: no resolver tasks). One head epoch, no fine-tuning, Beam in process,
+# a gate a one-epoch model passes. The output dir is a bucket, as a cluster
+# needs; preflight reads it from a local folder (--path-map BUCKET=FOLDER).
+PREFLIGHT_SETTINGS = {
+    "training.epochs": "1",
+    "training.fine_tune_epochs": "0",
+    "gates.min_accuracy": "0",
+    "run.beam_args": "--direct_running_mode=in_memory",
+}
+PREFLIGHT_BUCKET = "gs://flowers-preflight/out"
+
+
+@pytest.fixture(scope="session")
+def kfp_package(tmp_path_factory):
+    """(config, package path), compiled once for --backend kfp."""
+    from flowers.config import PipelineConfig
+    from flowers.kubeflow import runner
+
+    root = tmp_path_factory.mktemp("kfp_package")
+    config = PipelineConfig(output_dir=PREFLIGHT_BUCKET).override(PREFLIGHT_SETTINGS)
+    package = str(root / "flowers.yaml")
+    runner.compile_pipeline(config, package, "kfp")
+    return config, package

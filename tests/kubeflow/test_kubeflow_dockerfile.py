@@ -1,12 +1,15 @@
 """kubeflow/Dockerfile cannot be built here (no Docker engine): these checks
 keep it consistent with the lock file, the Makefile and the Kubeflow runner."""
+
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
 
 import pytest
+import yaml
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
 from flowers.kubeflow import runner
@@ -61,7 +64,10 @@ def test_versions_are_the_locked_ones(dockerfile):
 
 def test_base_images(dockerfile):
     images = [a.split()[0] for kind, a in dockerfile if kind == "FROM"]
-    assert images == ["apache/beam_python${PYTHON_VERSION}_sdk:${BEAM_VERSION}", "gcr.io/tfx-oss-public/tfx:${TFX_VERSION}"]
+    assert images == [
+        "apache/beam_python${PYTHON_VERSION}_sdk:${BEAM_VERSION}",
+        "gcr.io/tfx-oss-public/tfx:${TFX_VERSION}",
+    ]
     # The image TFX's own Kubeflow V2 runner would use, for this TFX.
     assert kubeflow_v2_dag_runner._KUBEFLOW_TFX_IMAGE == f"gcr.io/tfx-oss-public/tfx:{locked('tfx')}"
 
@@ -69,7 +75,10 @@ def test_base_images(dockerfile):
 def test_installed_like_the_readme_from_the_lock(dockerfile):
     runs = [a for kind, a in dockerfile if kind == "RUN"]
     assert runs[0] == 'python3 -m pip install --no-cache-dir "uv==${UV_VERSION}"'
-    assert runs[1:] == ["python3 -m uv sync --locked --no-dev --no-install-project", "python3 -m uv sync --locked --no-dev"]
+    assert runs[1:] == [
+        "python3 -m uv sync --locked --no-dev --no-install-project",
+        "python3 -m uv sync --locked --no-dev",
+    ]
     assert env(dockerfile)["UV_PYTHON_DOWNLOADS"] == "never"  # as the Makefile
 
 
@@ -94,3 +103,47 @@ def test_paths_and_environment_the_spec_relies_on(dockerfile):
     assert runner.IMAGE_DATA_DIR == f"{workdir}/{data_folder}"
     assert env(dockerfile)["TF_USE_LEGACY_KERAS"] == "1"
     assert env(dockerfile)["PATH"].startswith(f"{workdir}/.venv/bin:")
+
+
+def module_file(dotted: str) -> str | None:
+    """The file (relative to the repository) of the longest importable prefix
+    of a dotted `flowers...` path, by pyproject's package folders; None if
+    no prefix is a module there."""
+    folders = tomllib.loads(read("pyproject.toml"))["tool"]["setuptools"]["package-dir"]
+    parts = dotted.split(".")
+    for end in range(len(parts), 0, -1):
+        package = ".".join(parts[:end])
+        for base, folder in sorted(folders.items(), key=lambda item: -len(item[0])):
+            if package == base or package.startswith(base + "."):
+                rest = package[len(base) :].lstrip(".").replace(".", "/")
+                for candidate in (
+                    f"{folder}/{rest}.py",
+                    f"{folder}/{rest}/__init__.py" if rest else f"{folder}/__init__.py",
+                ):
+                    if os.path.exists(os.path.join(ROOT, candidate)):
+                        return candidate
+                break
+    return None
+
+
+def test_the_image_holds_the_entrypoint_and_every_module_the_tasks_import(dockerfile, kfp_package):
+    """The spec's container command runs a module of this project, and its
+    tasks name executors and user functions by module path: each must be a
+    file in a folder the Dockerfile copies into the image."""
+    copied = {
+        s.rstrip("/") for kind, a in dockerfile if kind == "COPY" and not a.startswith("--from") for s in a.split()[:-1]
+    }
+    with open(kfp_package[1]) as f:
+        spec = yaml.safe_load(f)
+    executors = spec["deploymentSpec"]["executors"]
+    commands = {tuple(e["container"]["command"]) for e in executors.values() if "container" in e}
+    assert commands == {runner.ENTRYPOINT_COMMAND}
+    module = runner.ENTRYPOINT_COMMAND[-1]
+    named = set(re.findall(r"flowers(?:\.\w+)+", json.dumps(spec))) | {module}
+    assert {"flowers.kubeflow.entrypoint", "flowers.components.trainer.run_fn"} <= named
+    for dotted in sorted(named):
+        found = module_file(dotted)
+        assert found, f"{dotted}: no module of this project"
+        assert found.split("/")[0] in copied, f"{dotted}: {found} is not copied into the image"
+    # python -m runs the entrypoint: it must be a module with a main guard.
+    assert 'if __name__ == "__main__":' in read(module_file(module))

@@ -3,6 +3,7 @@ dependencies, the configured image and Beam arguments, runtime parameters
 whose defaults are the local values."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -14,19 +15,17 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx import v1 as tfx
 
 from flowers.components.evaluation import eval_config
-from flowers.config import TRAINING_CONFIG_KEY
+from flowers.config import CURATED_SCHEMA, SAMPLE_DATA, TRAINING_CONFIG_KEY, PipelineConfig, TrainingConfig
 from flowers.data import layout
 from flowers.kubeflow import runner
-from flowers.config import CURATED_SCHEMA, SAMPLE_DATA, PipelineConfig, TrainingConfig
 from flowers.pipeline.pipeline import create_components, create_pipeline
 
 CONFIG = PipelineConfig(output_dir="gs://flowers-test/run").override({"kubeflow.image": "registry.example/flowers:test"})
 DATAFLOW = ("--runner=DataflowRunner", "--project=my-project", "--region=europe-west4", "--temp_location=gs://flowers-test/tmp")
-RUN_EXECUTOR = ["python", "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]
 
 
-def compile_to(config: PipelineConfig, path) -> dict:
-    runner.compile_pipeline(config, str(path))
+def compile_to(config: PipelineConfig, path, backend: str | None = None) -> dict:
+    runner.compile_pipeline(config, str(path), backend)
     with open(path) as f:
         return yaml.safe_load(f)
 
@@ -64,7 +63,7 @@ def test_spec_parses_with_kfp_pipeline_spec_protos(package, spec):
 @pytest.mark.parametrize("tune, warm_start", [(False, False), (True, True)])
 def test_every_local_component_is_a_task_with_the_same_dependencies(tmp_path, tune, warm_start):
     config = CONFIG.override({"tune": tune, "warm_start": warm_start})
-    spec = compile_to(config, tmp_path / "p.yaml")
+    spec = compile_to(config, tmp_path / "p.yaml", "vertex" if warm_start else "kfp")
     local = create_pipeline(layout.resolve(config)).components  # what the local runner runs
     resolvers = {c.id for c in local if isinstance(c, tfx.dsl.Resolver)}
     # Only a warm start needs TFX's latest-blessed-model Resolver.
@@ -84,7 +83,7 @@ def test_every_container_runs_the_configured_image_and_beam_args(spec):
     assert len(containers(spec)) == len(tasks(spec))  # no resolver queries without a warm start
     for name, container in containers(spec).items():
         assert container["image"] == CONFIG.kubeflow.image, name
-        assert container["command"] == RUN_EXECUTOR, name
+        assert container["command"] == list(runner.ENTRYPOINT_COMMAND), name
         assert container["args"][-len(CONFIG.run.beam_args):] == list(CONFIG.run.beam_args), name
 
 
@@ -128,22 +127,21 @@ def test_compiling_twice_gives_the_same_spec(package, tmp_path):
 
 
 def test_overrides_reach_the_spec(tmp_path):
-    data_root = tmp_path / "photos-tfrecords"
-    for split in ("train", "eval"):
-        (data_root / "span-1" / split).mkdir(parents=True)
     config = CONFIG.override(
-        {"data_root": str(data_root), "epochs": "3", "min_accuracy": "0.9", "image": "gcr.io/p/flowers:2", "beam_args": " ".join(DATAFLOW)}
+        {"data_root": "gs://flowers-test/photos-tfrecords", "epochs": "3", "min_accuracy": "0.9", "image": "gcr.io/p/flowers:2", "beam_args": " ".join(DATAFLOW)}
     )
+    # A data root whose spans hold train/ and eval/ folders (the layout given:
+    # a gs:// root cannot be read from here).
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, presplit=True))
     spec = compile_to(config, tmp_path / "override.yaml")
     defaults = {n: p["defaultValue"] for n, p in spec["root"]["inputDefinitions"]["parameters"].items()}
-    assert defaults["data_root"] == str(data_root)
+    assert defaults["data_root"] == "gs://flowers-test/photos-tfrecords"
     assert json.loads(json.loads(defaults["trainer_config"])[TRAINING_CONFIG_KEY])["epochs"] == 3
     threshold = json_format.Parse(defaults["eval_config"], tfma.EvalConfig()).metrics_specs[0].metrics[0]
     assert threshold.per_slice_thresholds[0].threshold.value_threshold.lower_bound.value == 0.9
     for container in containers(spec).values():
         assert container["image"] == "gcr.io/p/flowers:2"
         assert container["args"][-len(DATAFLOW):] == list(DATAFLOW)  # passed through unchanged
-    # The layout of the data root (spans with train/ and eval/ folders) is read at compile time.
     input_config = tasks(spec)["ImportExampleGen"]["inputs"]["parameters"]["input_config"]["runtimeValue"]["constant"]
     assert [s["pattern"] for s in json.loads(input_config)["splits"]] == ["span-*/train/*.tfrec", "span-*/eval/*.tfrec"]
 
@@ -158,11 +156,33 @@ def test_vertex_pipeline_job_json(tmp_path):
     assert job["runtimeConfig"]["parameterValues"] == runner.runtime_values(CONFIG)
 
 
-def test_a_relative_output_dir_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="output_dir 'outputs' is relative"):
-        runner.compile_pipeline(PipelineConfig(), str(tmp_path / "p.yaml"))
+@pytest.mark.parametrize(
+    "setting, value, message",
+    [
+        ("output_dir", "outputs", "output_dir 'outputs' is a path on this machine, which the pods of a kfp run cannot reach"),
+        ("output_dir", "/mnt/shared/flowers", "is a path on this machine"),
+        ("data.data_root", "/home/me/photos", "data.data_root '/home/me/photos' is a path on this machine"),
+        ("output_dir", "s3://bucket/flowers", "no S3 file system .*tensorflow-io.*apache-beam\\[aws\\]"),
+        ("output_dir", "minio://mlpipeline/flowers", "minio:// is Kubeflow Pipelines' name for its MinIO store"),
+        ("data.data_root", "hdfs://cluster/photos", "the image reads no such scheme"),
+    ],
+)
+def test_storage_the_pods_cannot_reach_is_refused(tmp_path, setting, value, message):
+    config = CONFIG.override({setting: value})
+    for backend in runner.BACKENDS:
+        with pytest.raises(ValueError, match=message.replace("a kfp run", f"a {backend} run")):
+            runner.compile_pipeline(config, str(tmp_path / "p.yaml"), backend)
+    assert not (tmp_path / "p.yaml").exists()
+
+
+def test_the_bundled_data_and_gs_are_accepted_and_the_package_kind_checked(tmp_path):
+    # CONFIG: gs:// output, the data bundled in the image (read there from /flowers/data).
+    assert CONFIG.data.data_root == SAMPLE_DATA
+    runner.check_config(CONFIG, "kfp")
     with pytest.raises(ValueError, match=r"must end in \.yaml"):
         runner.compile_pipeline(CONFIG, str(tmp_path / "p.txt"))
+    with pytest.raises(ValueError, match="a .json package is a Vertex AI PipelineJob"):
+        runner.compile_pipeline(CONFIG, str(tmp_path / "p.json"), "kfp")
 
 
 def test_open_source_kfp_build_has_no_resolver_tasks(spec, tmp_path):
@@ -171,8 +191,11 @@ def test_open_source_kfp_build_has_no_resolver_tasks(spec, tmp_path):
     assert not [t for t in tasks(spec) if "resolver" in t]
     baseline = tasks(spec)["Evaluator"]["inputs"]["artifacts"]["baseline_model"]["taskOutputArtifact"]
     assert baseline == {"outputArtifactKey": "baseline", "producerTask": "LatestPushedModel"}
-    # Only a warm start adds the Resolver's two artifact-query tasks.
-    warm = compile_to(CONFIG.override({"warm_start": "true"}), tmp_path / "warm.yaml")
+    # Only a warm start adds the Resolver's two artifact-query tasks, which
+    # open-source KFP refuses (the compile says so) and Vertex AI runs.
+    with pytest.raises(ValueError, match="run.warm_start: .*refuses the whole run .*non-container and non-importer"):
+        compile_to(CONFIG.override({"warm_start": "true"}), tmp_path / "warm.yaml")
+    warm = compile_to(CONFIG.override({"warm_start": "true"}), tmp_path / "warm.yaml", "vertex")
     resolvers = sorted(t for t in tasks(warm) if "resolver" in t)
     assert resolvers == ["latest_blessed_model_resolver-model-blessing-resolver", "latest_blessed_model_resolver-model-resolver"]
     assert len(containers(warm)) == len(tasks(warm)) - 2
@@ -287,11 +310,13 @@ def test_a_span_window_is_refused_with_the_reason(tmp_path):
         runner.compile_pipeline(config, str(tmp_path / "flowers.yaml"))
 
 
-def test_the_baseline_task_is_never_cached(tmp_path):
-    import yaml
-
-    package = tmp_path / "flowers.yaml"
-    runner.compile_pipeline(PipelineConfig(output_dir="gs://bucket/flowers"), str(package))
-    tasks = yaml.safe_load(package.read_text())["root"]["dag"]["tasks"]
-    assert tasks["LatestPushedModel"]["cachingOptions"] == {"enableCache": False}
-    assert tasks["Trainer"]["cachingOptions"] == {"enableCache": True}
+def test_the_baseline_and_kfp_example_gen_are_never_cached(spec, tmp_path):
+    # KFP's cache key holds nothing the data root's contents change: a cached
+    # ImportExampleGen would hand every scheduled run the first run's examples.
+    assert tasks(spec)["LatestPushedModel"]["cachingOptions"] == {"enableCache": False}
+    assert tasks(spec)["ImportExampleGen"]["cachingOptions"] == {"enableCache": False}
+    assert tasks(spec)["Trainer"]["cachingOptions"] == {"enableCache": True}
+    # Vertex AI keys the cache with the input fingerprint its driver hook computes.
+    vertex = compile_to(CONFIG, tmp_path / "vertex.yaml", "vertex")
+    assert tasks(vertex)["LatestPushedModel"]["cachingOptions"] == {"enableCache": False}
+    assert tasks(vertex)["ImportExampleGen"]["cachingOptions"] == {"enableCache": True}

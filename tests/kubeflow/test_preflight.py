@@ -1,37 +1,41 @@
 """The compiled spec runs: `flowers kubeflow preflight` executes the compiled
-package task by task, as the KFP v2 launcher would, on the bundled sample.
+package task by task, handing each task what the chosen backend hands it, on
+the bundled sample.
 
-One compile is shared by every test here. The fast tests check how each
-task's ExecutorInput is built; the slow ones run the whole spec twice under
-one pipeline root: first to a blessed, pushed model, then with the
-`eval_config` runtime parameter replaced by a gate no model can pass, which
-must end refused, with the first run's model resolved as the baseline and
-nothing pushed."""
+The fast tests check how each task's ExecutorInput is built for each
+backend. The slow ones run the shared kfp package (tests/kubeflow/conftest.py)
+three times: once as Vertex AI runs it, to a pushed model; then twice under
+one pipeline root as open-source Kubeflow Pipelines runs it: first to a
+pushed model, then, after a new span landed in the data root and with the
+`eval_config` runtime parameter replaced by a gate no model can pass, a run
+that must ingest both spans (its cache cannot serve the first run's
+examples), train on them, and end refused with nothing pushed."""
+
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
 import yaml
-from google.protobuf import struct_pb2
+from google.protobuf import json_format, struct_pb2
 from kfp.pipeline_spec import pipeline_spec_pb2 as pb
 
 from flowers import outcome
-from flowers.config import PipelineConfig
+from flowers.config import SAMPLE_DATA, PipelineConfig
 from flowers.kubeflow import preflight, runner
 
-# Tiny: one head epoch, no fine-tuning, Beam in this process. The gate is 0
-# so a one-epoch model is blessed; the refused run shows the gate biting.
-# warm_start adds TFX's latest-blessed-model Resolver (two resolver tasks).
-SETTINGS = {
-    "epochs": "1",
-    "fine_tune_epochs": "0",
-    "min_accuracy": "0",
-    "beam_args": "--direct_running_mode=in_memory",
-    "warm_start": "true",
+# warm_start adds TFX's latest-blessed-model Resolver (two resolver tasks):
+# a Vertex AI package.
+WARM_SETTINGS = {
+    "training.epochs": "1",
+    "training.fine_tune_epochs": "0",
+    "gates.min_accuracy": "0",
+    "run.beam_args": "--direct_running_mode=in_memory",
+    "run.warm_start": "true",
 }
 RESOLVERS = (
     "latest_blessed_model_resolver-model-blessing-resolver",
@@ -41,12 +45,27 @@ RESOLVERS = (
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
-    """(config, package path): compiled once for the whole module."""
+    """(config, package path) of the warm-start package for Vertex AI."""
     root = tmp_path_factory.mktemp("preflight")
-    config = PipelineConfig(output_dir=str(root / "out")).override(SETTINGS)
+    config = PipelineConfig(output_dir="gs://flowers-preflight/warm").override(WARM_SETTINGS)
     package = str(root / "flowers.yaml")
-    runner.compile_pipeline(config, package)
+    runner.compile_pipeline(config, package, "vertex")
     return config, package
+
+
+def make_run(compiled_package, root, backend: str, kfp_version: str = "2.5") -> preflight.Preflight:
+    """A Preflight of the package with its bucket read from root/out."""
+    config, package = compiled_package
+    mapping = {**preflight.default_path_map(), config.output_dir: str(root / "out")}
+    return preflight.Preflight(preflight.load(package), str(root), mapping, lambda _: None, False, backend, kfp_version)
+
+
+def task_input(run: preflight.Preflight, name: str) -> pb.ExecutorInput:
+    spec = run.package.spec
+    task = spec.root.dag.tasks[name]
+    return run._executor_input(
+        name, task, spec.components[task.component_ref.name], os.path.join(run.pipeline_root, name)
+    )
 
 
 def flowers_cli(*args: str) -> subprocess.CompletedProcess:
@@ -89,13 +108,16 @@ def test_executor_input_takes_constants_runtime_parameters_and_upstream_artifact
     loaded = preflight.load(package)
     trainer_config = json.dumps({"training": "{}", "marker": "overridden"})
     preflight.set_parameters(loaded, [f"trainer_config={trainer_config}"])
-    run = preflight.Preflight(loaded, str(tmp_path), preflight.default_path_map(), echo=lambda _: None, verbose=False)
+    mapping = {**preflight.default_path_map(), compiled[0].output_dir: str(tmp_path / "out")}
+    run = preflight.Preflight(loaded, str(tmp_path), mapping, echo=lambda _: None, verbose=False, backend="vertex")
     examples = pb.ArtifactList(artifacts=[pb.RuntimeArtifact(name="run/ImportExampleGen/examples", uri="/x/examples")])
     examples.artifacts[0].metadata.update({"split_names": '["train", "eval"]', "span": 1.0})
     run.outputs["ImportExampleGen"] = {"examples": examples}
     spec = loaded.spec
     task = spec.root.dag.tasks["Trainer"]
-    executor_input = run._executor_input("Trainer", task, spec.components[task.component_ref.name], str(tmp_path / "Trainer"))
+    executor_input = run._executor_input(
+        "Trainer", task, spec.components[task.component_ref.name], str(tmp_path / "Trainer")
+    )
 
     parameters = executor_input.inputs.parameter_values
     assert parameters["custom_config"].string_value == trainer_config  # the --param value
@@ -111,7 +133,9 @@ def test_executor_input_takes_constants_runtime_parameters_and_upstream_artifact
 
     # The image's bundled paths are read from this checkout.
     gen = spec.root.dag.tasks["ImportExampleGen"]
-    gen_input = run._executor_input("ImportExampleGen", gen, spec.components[gen.component_ref.name], str(tmp_path / "gen"))
+    gen_input = run._executor_input(
+        "ImportExampleGen", gen, spec.components[gen.component_ref.name], str(tmp_path / "gen")
+    )
     assert loaded.parameters["data_root"].string_value == "/flowers/data/sample"
     local_data = preflight.default_path_map()[preflight.IMAGE_DATA_DIR]
     assert gen_input.inputs.parameter_values["input_base"].string_value == f"{local_data}/sample"
@@ -128,17 +152,23 @@ def test_container_commands_are_the_specs_own(compiled):
         assert list(executor.container.command)[:2] == ["python", "-m"], name
         assert "{{$}}" in executor.container.args, name
     gen = loaded.deployment.executors["ImportExampleGen_executor"].container
-    assert list(gen.lifecycle.pre_cache_check.command)[-1] == "tfx.orchestration.kubeflow.v2.file_based_example_gen.driver"
+    assert (
+        list(gen.lifecycle.pre_cache_check.command)[-1] == "tfx.orchestration.kubeflow.v2.file_based_example_gen.driver"
+    )
 
 
 def test_resolver_queries_find_the_newest_blessed_model(compiled, tmp_path):
     _, package = compiled
     loaded = preflight.load(package)
-    run = preflight.Preflight(loaded, str(tmp_path), {}, echo=lambda _: None, verbose=False)
+    run = preflight.Preflight(loaded, str(tmp_path), {}, echo=lambda _: None, verbose=False, backend="vertex")
     spec = loaded.spec
     resolve = lambda name: run._resolve(  # noqa: E731
-        name, spec.root.dag.tasks[name], spec.components[spec.root.dag.tasks[name].component_ref.name],
-        loaded.deployment.executors[spec.components[spec.root.dag.tasks[name].component_ref.name].executor_label].resolver,
+        name,
+        spec.root.dag.tasks[name],
+        spec.components[spec.root.dag.tasks[name].component_ref.name],
+        loaded.deployment.executors[
+            spec.components[spec.root.dag.tasks[name].component_ref.name].executor_label
+        ].resolver,
     )
     # First run on a fresh root: nothing to compare with.
     assert [resolve(name) for name in RESOLVERS] == ["resolved none", "resolved none"]
@@ -149,8 +179,20 @@ def test_resolver_queries_find_the_newest_blessed_model(compiled, tmp_path):
         found.metadata.update(metadata)
         return pb.ArtifactList(artifacts=[found])
 
-    run._record("r1", {"model": artifact("tfx.Model", "r1/Trainer/model"), "blessing": artifact("tfx.ModelBlessing", "r1/b", blessed=1, current_model_id="r1/Trainer/model")})
-    run._record("r2", {"model": artifact("tfx.Model", "r2/Trainer/model"), "blessing": artifact("tfx.ModelBlessing", "r2/b", blessed=0, current_model_id="r2/Trainer/model")})
+    run._record(
+        "r1",
+        {
+            "model": artifact("tfx.Model", "r1/Trainer/model"),
+            "blessing": artifact("tfx.ModelBlessing", "r1/b", blessed=1, current_model_id="r1/Trainer/model"),
+        },
+    )
+    run._record(
+        "r2",
+        {
+            "model": artifact("tfx.Model", "r2/Trainer/model"),
+            "blessing": artifact("tfx.ModelBlessing", "r2/b", blessed=0, current_model_id="r2/Trainer/model"),
+        },
+    )
     assert [resolve(name) for name in RESOLVERS] == ["resolved", "resolved"]
     # The newest *blessed* blessing (r1: r2 was refused), then the model it blessed.
     assert run.outputs[RESOLVERS[0]]["model_blessing"].artifacts[0].name == "r1/b"
@@ -158,7 +200,9 @@ def test_resolver_queries_find_the_newest_blessed_model(compiled, tmp_path):
 
 
 def test_filter_clauses_and_refusals(tmp_path, compiled):
-    artifact = pb.RuntimeArtifact(name="a", type=pb.ArtifactTypeSchema(instance_schema="title: tfx.ModelBlessing\ntype: object\n"))
+    artifact = pb.RuntimeArtifact(
+        name="a", type=pb.ArtifactTypeSchema(instance_schema="title: tfx.ModelBlessing\ntype: object\n")
+    )
     artifact.metadata.update({"blessed": 1.0})
     assert preflight._matches(artifact, 'schema_title="tfx.ModelBlessing"')
     assert preflight._matches(artifact, "metadata.blessed.number_value=1")
@@ -188,51 +232,215 @@ def test_a_vertex_pipeline_job_is_read_with_its_runtime_config(compiled, tmp_pat
     loaded = preflight.load(str(path))
     assert loaded.output_directory == str(tmp_path / "root")
     assert loaded.parameters["data_root"] == struct_pb2.Value(string_value="/elsewhere")
-    assert loaded.parameters["eval_config"].string_value == spec["root"]["inputDefinitions"]["parameters"]["eval_config"]["defaultValue"]
+    assert (
+        loaded.parameters["eval_config"].string_value
+        == spec["root"]["inputDefinitions"]["parameters"]["eval_config"]["defaultValue"]
+    )
+
+
+# -- fast: what open-source Kubeflow Pipelines hands a task ------------------
+
+
+def test_kfp_executor_inputs_are_shaped_as_the_backend_shapes_them(kfp_package, tmp_path):
+    run = make_run(kfp_package, tmp_path, "kfp")
+    gen = task_input(run, "ImportExampleGen")
+    examples = gen.outputs.artifacts["examples"].artifacts[0]
+    assert examples.name == "" and preflight.type_title(examples.type) == "tfx.Examples"  # provisionOutputs
+    logs = gen.outputs.artifacts[preflight.KFP_LOG_OUTPUT].artifacts[0]
+    assert logs.type == pb.ArtifactTypeSchema(schema_title="system.Artifact")
+    assert gen.outputs.output_file == str(
+        tmp_path / "ImportExampleGen" / "pod" / "tmp" / "kfp_outputs" / "output_metadata.json"
+    )
+
+    # The launcher records what the executor wrote; the next driver reads it back from ML Metadata.
+    written = pb.ExecutorOutput()
+    written.artifacts["examples"].artifacts.add().metadata.update(
+        {"span": 3, "blessed": True, "split_names": '["train"]', "splits": ["train"], "nested": {"k": 1}}
+    )
+    component = run.package.spec.components[run.package.spec.root.dag.tasks["ImportExampleGen"].component_ref.name]
+    produced = run._record_in_metadata(gen, written, component)
+    recorded = produced["examples"].artifacts[0]
+    assert {recorded.name, produced[preflight.KFP_LOG_OUTPUT].artifacts[0].name} == {"1", "2"}  # metadata ids
+    assert json_format.MessageToDict(recorded.metadata) == {
+        "span": 3.0,
+        "blessed": 1.0,  # a bool comes back a number
+        "split_names": '["train"]',
+        "splits": {"list": ["train"]},  # lists and structs come back wrapped
+        "nested": {"struct": {"k": 1.0}},
+        "display_name": "examples",
+        "store_session_info": recorded.metadata["store_session_info"],
+    }
+    run._record("ImportExampleGen", produced)
+    stats = task_input(run, "StatisticsGen")
+    [handed] = stats.inputs.artifacts["examples"].artifacts
+    assert handed.name == recorded.name and handed.uri == recorded.uri and handed.metadata == recorded.metadata
+    assert handed.type == pb.ArtifactTypeSchema(instance_schema="")  # the schema ML Metadata does not keep
+    assert json.loads(json_format.MessageToJson(handed))["type"] == {"instanceSchema": ""}
+
+    # KFP 2.0-2.4: no log output, no store session.
+    old = make_run(kfp_package, tmp_path / "old", "kfp", "2.0")
+    old_gen = task_input(old, "ImportExampleGen")
+    assert list(old_gen.outputs.artifacts) == ["examples"]
+    assert (
+        "store_session_info"
+        not in old._record_in_metadata(old_gen, written, component)["examples"].artifacts[0].metadata
+    )
+    # A null the launcher cannot store fails the task, as there.
+    written.artifacts["examples"].artifacts[0].metadata["gone"] = None
+    with pytest.raises(preflight.PreflightError, match='output "examples": .*unsupported value type'):
+        run._record_in_metadata(gen, written, component)
+
+
+def test_kfp_cache_key_holds_nothing_of_the_data(kfp_package, tmp_path):
+    """Why ImportExampleGen is compiled uncached for kfp: its key is the same
+    whatever the data root holds; a downstream key follows its input's id."""
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLE_DATA, data)
+    run = make_run(kfp_package, tmp_path, "kfp")
+    preflight.set_parameters(run.package, [f"data_root={data}"])
+    spec = run.package.spec
+    gen_component = spec.components[spec.root.dag.tasks["ImportExampleGen"].component_ref.name]
+    gen_container = run.package.deployment.executors[gen_component.executor_label].container
+    before = preflight.cache_key(task_input(run, "ImportExampleGen"), gen_component, gen_container)
+    shutil.copytree(data / "span-1", data / "span-2")
+    assert preflight.cache_key(task_input(run, "ImportExampleGen"), gen_component, gen_container) == before
+    assert spec.root.dag.tasks["ImportExampleGen"].caching_options.enable_cache is False
+
+    stats_component = spec.components[spec.root.dag.tasks["StatisticsGen"].component_ref.name]
+    stats_container = run.package.deployment.executors[stats_component.executor_label].container
+    keys = []
+    for artifact_id in ("1", "9"):
+        run.outputs["ImportExampleGen"] = {
+            "examples": pb.ArtifactList(artifacts=[pb.RuntimeArtifact(name=artifact_id, uri="/x")])
+        }
+        keys.append(preflight.cache_key(task_input(run, "StatisticsGen"), stats_component, stats_container))
+    assert keys[0] != keys[1]
+
+
+def test_kfp_refuses_resolver_tasks_and_unmapped_buckets_before_any_task(compiled, kfp_package, tmp_path):
+    _, warm = compiled
+    done = flowers_cli("preflight", warm, "--pipeline-root", str(tmp_path / "warm"))
+    assert done.returncode == outcome.USAGE, done.stdout + done.stderr[-3000:]
+    assert (
+        "executor latest_blessed_model_resolver-model-blessing-resolver_executor is a resolver executor" in done.stderr
+    )
+    assert "non-container and non-importer executor not implemented" in done.stderr
+    assert not (tmp_path / "warm").exists()  # no task ran
+    # The same package runs as Vertex AI runs it (its resolvers answered here).
+    run = make_run(compiled, tmp_path / "vertex", "vertex")
+    run.check_executors()
+
+    config, package = kfp_package
+    bare = preflight.Preflight(
+        preflight.load(package), str(tmp_path / "bare"), preflight.default_path_map(), print, False
+    )
+    with pytest.raises(preflight.PreflightError, match=f"--path-map {config.output_dir}/serving=FOLDER"):
+        bare.run()
+    assert not (tmp_path / "bare").exists()
 
 
 # -- slow: the compiled spec runs ---------------------------------------------
 
 
+def preflight_args(kfp_package, root) -> list[str]:
+    config, package = kfp_package
+    return [package, "--pipeline-root", str(root / "root"), "--path-map", f"{config.output_dir}={root / 'out'}"]
+
+
+def catalogue(root) -> dict[str, dict]:
+    """name -> artifact, of every artifact the runs under root/root recorded."""
+    with open(root / "root" / preflight.CATALOGUE) as f:
+        return {a["name"]: a for a in map(json.loads, f)}
+
+
+def handed(stdout: str, task: str) -> dict:
+    with open(os.path.join(run_root(stdout), task, preflight.EXECUTOR_INPUT)) as f:
+        return json.load(f)
+
+
 @pytest.fixture(scope="module")
-def pushed_run(compiled):
-    config, package = compiled
-    done = flowers_cli("preflight", package)
-    return config, package, done
+def vertex_run(kfp_package, tmp_path_factory):
+    root = tmp_path_factory.mktemp("vertex_run")
+    return root, flowers_cli("preflight", *preflight_args(kfp_package, root), "--backend", "vertex")
+
+
+@pytest.fixture(scope="module")
+def kfp_runs(kfp_package, tmp_path_factory):
+    """Two kfp runs under one pipeline root, a span added in between."""
+    config, _ = kfp_package
+    root = tmp_path_factory.mktemp("kfp_runs")
+    data = root / "data"
+    shutil.copytree(SAMPLE_DATA, data)
+    args = [*preflight_args(kfp_package, root), "--param", f"data_root={data}"]
+    first = flowers_cli("preflight", *args)
+    shutil.copytree(data / "span-1", data / "span-2")
+    serving = sorted(os.listdir(root / "out" / "serving")) if (root / "out" / "serving").exists() else []
+    impossible = runner.runtime_values(config.override({"gates.min_accuracy": "1.0"}))["eval_config"]
+    second = flowers_cli("preflight", *args, "--param", f"eval_config={impossible}")
+    return root, first, second, serving
 
 
 @pytest.mark.slow
-def test_compiled_spec_runs_to_a_pushed_blessed_model(pushed_run):
-    config, package, done = pushed_run
+def test_vertex_mode_runs_to_a_pushed_model_with_nothing_repaired(vertex_run, kfp_package):
+    root, done = vertex_run
     assert done.returncode == outcome.PUSHED, done.stdout + done.stderr[-5000:]
+    assert "(Vertex AI)" in done.stdout
     tasks = task_lines(done.stdout)
-    spec = preflight.load(package).spec
-    assert set(tasks) == set(spec.root.dag.tasks)
-    assert {tasks[t][0] for t in tasks if t not in RESOLVERS} == {"succeeded"}
-    # A fresh pipeline root: no blessed model to compare with yet.
-    assert [tasks[t][0] for t in RESOLVERS] == ["resolved none", "resolved none"]
-    assert "blessed:    yes" in done.stdout
-    [version] = os.listdir(config.serving_dir)
-    assert f"pushed to:  {config.serving_dir}/{version}" in done.stdout
-    assert os.path.exists(os.path.join(config.serving_dir, version, "saved_model.pb"))
+    assert set(tasks) == set(preflight.load(kfp_package[1]).spec.root.dag.tasks)
+    assert {status for status, _ in tasks.values()} == {"succeeded"}
+    with open(os.path.join(run_root(done.stdout), "ImportExampleGen", preflight.TASK_LOG)) as log:
+        text = log.read()
+    assert "file_based_example_gen.driver" in text  # the preCacheCheck hook ran first
+    for task in tasks:
+        with open(os.path.join(run_root(done.stdout), task, preflight.TASK_LOG)) as log:
+            assert "flowers entrypoint:" not in log.read(), task  # nothing to repair
+    [version] = os.listdir(root / "out" / "serving")
+    assert f"pushed to:  {root / 'out' / 'serving'}/{version}" in done.stdout
 
 
 @pytest.mark.slow
-def test_an_overridden_gate_reaches_the_evaluator_and_nothing_is_pushed(pushed_run):
-    config, package, first = pushed_run
+def test_kfp_mode_runs_to_a_pushed_model(kfp_runs, kfp_package):
+    root, done, _, serving = kfp_runs
+    assert done.returncode == outcome.PUSHED, done.stdout + done.stderr[-5000:]
+    assert "(Kubeflow Pipelines 2.5+)" in done.stdout
+    tasks = task_lines(done.stdout)
+    assert set(tasks) == set(preflight.load(kfp_package[1]).spec.root.dag.tasks)
+    assert {status for status, _ in tasks.values()} == {"succeeded"}
+    assert len(serving) == 1 and "blessed:    yes" in done.stdout
+    # No hook: the entrypoint ran TFX's ExampleGen driver inside the task.
+    gen_log = handed(done.stdout, "ImportExampleGen")["outputs"]["artifacts"][preflight.KFP_LOG_OUTPUT]["artifacts"][0][
+        "uri"
+    ]
+    with open(gen_log) as log:
+        text = log.read()
+    assert [line for line in text.splitlines() if line.startswith("$ ")] == [
+        f"$ {sys.executable} -m flowers.kubeflow.entrypoint"
+    ]
+    assert "ExampleGen driver run here: True" in text
+    stats = handed(done.stdout, "StatisticsGen")
+    [examples] = stats["inputs"]["artifacts"]["examples"]["artifacts"]
+    assert examples["type"] == {"instanceSchema": ""} and examples["name"].isdigit()
+    assert catalogue(root)[examples["name"]]["metadata"]["input_fingerprint"].startswith(
+        "split:single_split,num_files:2,"
+    )
+
+
+@pytest.mark.slow
+def test_a_second_kfp_run_ingests_the_new_span_and_trains_on_both(kfp_runs):
+    root, first, done, serving = kfp_runs
     assert first.returncode == outcome.PUSHED, first.stdout + first.stderr[-5000:]
-    before = os.listdir(config.serving_dir)
-    # The eval_config runtime parameter with an accuracy gate of 1.0.
-    impossible = runner.runtime_values(config.override({"min_accuracy": "1.0"}))["eval_config"]
-    done = flowers_cli("preflight", package, "--param", f"eval_config={impossible}")
     assert done.returncode == outcome.REFUSED, done.stdout + done.stderr[-5000:]
     tasks = task_lines(done.stdout)
-    assert {tasks[t][0] for t in tasks if t not in RESOLVERS} == {"succeeded"}
-    # The resolver tasks found the first run's blessed model: the Trainer warm-started from it.
-    assert [tasks[t][0] for t in RESOLVERS] == ["resolved", "resolved"]
-    with open(os.path.join(run_root(done.stdout), "Trainer", preflight.TASK_LOG)) as log:
-        assert f"warm start: from {run_root(first.stdout)}/Trainer/model/" in log.read()
-    assert "blessed:    no" in done.stdout
-    assert "is below the threshold 1.0000" in done.stdout
+    # ImportExampleGen is never cached on kfp; the curated schema, the same
+    # input as before, is; everything downstream of new examples runs.
+    assert tasks.pop("ImportExampleGen")[0] == "succeeded"
+    assert tasks.pop("ImportSchemaGen")[0] == "cached"
+    assert {status for status, _ in tasks.values()} == {"succeeded"}
+    [examples] = handed(done.stdout, "Trainer")["inputs"]["artifacts"]["examples"]["artifacts"]
+    assert examples["uri"] == os.path.join(run_root(done.stdout), "ImportExampleGen", "examples")
+    assert catalogue(root)[examples["name"]]["metadata"]["input_fingerprint"].startswith(
+        "split:single_split,num_files:4,"
+    )
+    assert "blessed:    no" in done.stdout and "is below the threshold 1.0000" in done.stdout
     assert "pushed to:  not pushed (model not blessed)" in done.stdout
-    assert os.listdir(config.serving_dir) == before
+    assert sorted(os.listdir(root / "out" / "serving")) == serving
