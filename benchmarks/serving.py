@@ -24,6 +24,7 @@ no failed good request; resident memory growth <= 10%). The client runs on
 the same cores as the server: on a small machine it takes part of the
 throughput it measures. Not a test.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -94,7 +95,9 @@ def main(argv=None) -> None:
     result["goals_met"] = {
         "c16_vs_offline": result["c16_vs_offline"] >= GOALS["min_c16_vs_offline"],
         "c1_p99": result["c1_p99_over_p50"] < GOALS["max_c1_p99_over_p50"],
-        "no_error": all(v["errors"] == 0 for v in levels.values()) and mixed["good_failed"] == 0 and mixed["malformed_not_400"] == 0,
+        "no_error": all(v["errors"] == 0 for v in levels.values())
+        and mixed["good_failed"] == 0
+        and mixed["malformed_not_400"] == 0,
         "rss": result["rss_growth"] <= GOALS["max_rss_growth"],
         "sigterm": drain["exit_code"] == 0 and drain["answered"] == drain["sent"],
     }
@@ -134,12 +137,12 @@ def _offline(model_dir: str, images: list[bytes]) -> tuple[float, list[str]]:
     batch = [(str(i), image) for i, image in enumerate(images)]
     rows = []
     for chunk in range(0, len(batch), 32):  # warm-up pass, and the classes
-        rows += predict.classify_batch(signature, "", batch[chunk:chunk + 32])
+        rows += predict.classify_batch(signature, "", batch[chunk : chunk + 32])
     best = 0.0
     for _ in range(3):
         start = time.perf_counter()
         for chunk in range(0, len(batch), 32):
-            predict.classify_batch(signature, "", batch[chunk:chunk + 32])
+            predict.classify_batch(signature, "", batch[chunk : chunk + 32])
         best = max(best, len(batch) / (time.perf_counter() - start))
     return best, [row["class"] for row in rows]
 
@@ -240,7 +243,12 @@ def _sigterm(server: "_Server", bodies: list[bytes]) -> dict:
     code = server.process.wait(120)
     for thread in threads:
         thread.join()
-    return {"sent": len(threads), "answered": answered.count(200), "exit_code": code, "exit_s": round(time.perf_counter() - start, 2)}
+    return {
+        "sent": len(threads),
+        "answered": answered.count(200),
+        "exit_code": code,
+        "exit_s": round(time.perf_counter() - start, 2),
+    }
 
 
 class _Server:
@@ -250,7 +258,8 @@ class _Server:
             self.port = s.getsockname()[1]
         self.process = subprocess.Popen(
             [sys.executable, "-m", "flowers.cli.main", "serve", "--output-dir", output_dir, "--port", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:

@@ -169,7 +169,8 @@ def rollback(version: str | None, output_dir: str | None) -> None:
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 4096), help="Images per call of the model.")
 @click.option("--beam", is_flag=True, help="Run as an Apache Beam job (RunInference); needs --out. For large folders, or Dataflow.")
 @click.option("--beam-arg", "beam_args", multiple=True, help="A Beam pipeline argument for --beam (repeatable; default: the local DirectRunner).")
-@click.option("--tflite", is_flag=True, help="Use the model's model.tflite (what a phone runs) instead of the SavedModel.")
+@click.option("--tflite", is_flag=True,
+              help="Use the model's model.tflite (what a phone runs) instead of the SavedModel.")
 def predict(inputs: tuple[str, ...], model_dir: str | None, output_dir: str | None, out_file: str | None, fmt: str | None,
             batch_size: int, beam: bool, beam_args: tuple[str, ...], tflite: bool) -> None:
     """Classify image files with a pushed model: files, and folders searched
@@ -204,7 +205,8 @@ def predict(inputs: tuple[str, ...], model_dir: str | None, output_dir: str | No
         sys.exit(outcome.FAILED)
 
 
-def _predict_rows(predict, classify, model_dir: str, paths: list[str], out_file: str | None, fmt: str, batch_size: int) -> tuple[int, int]:
+def _predict_rows(predict, classify, model_dir: str, paths: list[str], out_file: str | None, fmt: str,
+                  batch_size: int) -> tuple[int, int]:
     """Rows to stdout, or to `out_file` under a progress bar (stderr); (rows, failed)."""
     rows = failed = 0
     out = open(out_file, "w", newline="") if out_file else None
@@ -241,12 +243,18 @@ class _no_bar:
 @cli.command(epilog="Stops on SIGTERM or Ctrl-C once the requests in flight are answered (exit 0). docs/serving.md")
 @output_dir_option
 @click.option("--host", default=serving_settings.DEFAULT_HOST, show_default=True)
-@click.option("--port", default=serving_settings.DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535), help="TF Serving's REST port by default.")
-@click.option("--versions", "policy", default="latest", show_default=True, help="Which versions: latest, latest:N, all, or numbers like 3,5 (TF Serving's version policy).")
-@click.option("--poll-seconds", default=serving_settings.POLL_SECONDS, show_default=True, type=click.FloatRange(0.05, 3600), help="How often serving/ is checked for new or removed versions.")
-@click.option("--max-batch-size", default=serving_settings.BatchingSettings.max_batch_size, show_default=True, type=click.IntRange(1, 4096), help="Images per model call; a larger request is refused.")
-@click.option("--batch-timeout-ms", default=serving_settings.BatchingSettings.timeout_s * 1000, show_default=True, type=click.FloatRange(0, 10000), help="Longest wait for a batch to fill.")
-@click.option("--batch-threads", default=serving_settings.BatchingSettings.threads, show_default=True, type=click.IntRange(1, 64), help="Batches run at once.")
+@click.option("--port", default=serving_settings.DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535),
+              help="TF Serving's REST port by default.")
+@click.option("--versions", "policy", default="latest", show_default=True,
+              help="Which versions: latest, latest:N, all, or numbers like 3,5 (TF Serving's version policy).")
+@click.option("--poll-seconds", default=serving_settings.POLL_SECONDS, show_default=True,
+              type=click.FloatRange(0.05, 3600), help="How often serving/ is checked for new or removed versions.")
+@click.option("--max-batch-size", default=serving_settings.BatchingSettings.max_batch_size, show_default=True,
+              type=click.IntRange(1, 4096), help="Images per model call; a larger request is refused.")
+@click.option("--batch-timeout-ms", default=serving_settings.BatchingSettings.timeout_s * 1000, show_default=True,
+              type=click.FloatRange(0, 10000), help="Longest wait for a batch to fill.")
+@click.option("--batch-threads", default=serving_settings.BatchingSettings.threads, show_default=True,
+              type=click.IntRange(1, 64), help="Batches run at once.")
 @click.option("--model-name", default=serving_settings.MODEL_NAME, show_default=True, help="The name in /v1/models/NAME.")
 def serve(output_dir: str | None, host: str, port: int, policy: str, poll_seconds: float, max_batch_size: int,
           batch_timeout_ms: float, batch_threads: int, model_name: str) -> None:

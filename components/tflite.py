@@ -14,6 +14,7 @@ Keras model's on the same decoded images; when it falls more than
 a model that disagrees with the served one) and the run says why; the
 SavedModel is still pushed, since the server does not depend on it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -94,16 +95,23 @@ def accuracies(model: keras.Model, lite: Classifier, batches: tf.data.Dataset) -
     return right_keras / max(count, 1), right_lite / max(count, 1), count
 
 
-def write_checked(model: keras.Model, eval_batches: tf.data.Dataset, model_dir: str, quantization: str = "float16") -> TfliteCheck:
+def write_checked(
+    model: keras.Model, eval_batches: tf.data.Dataset, model_dir: str, quantization: str = "float16"
+) -> TfliteCheck:
     """Convert, measure on the eval split, write `model.tflite` into the
     SavedModel folder if within MAX_ACCURACY_DROP."""
     content = convert(model, quantization)
     keras_accuracy, lite_accuracy, count = accuracies(model, Classifier(content), eval_batches)
     drop = keras_accuracy - lite_accuracy
     written = drop <= MAX_ACCURACY_DROP + 1e-9  # exactly 0.5 point is within
-    reason = "" if written else (
-        f"TFLite accuracy {lite_accuracy:.4f} is {drop * 100:.1f} points below the SavedModel's {keras_accuracy:.4f} "
-        f"(allowed {MAX_ACCURACY_DROP * 100:.1f}): {TFLITE_FILE} not written"
+    reason = (
+        ""
+        if written
+        else (
+            f"TFLite accuracy {lite_accuracy:.4f} is {drop * 100:.1f} points below "
+            f"the SavedModel's {keras_accuracy:.4f} "
+            f"(allowed {MAX_ACCURACY_DROP * 100:.1f}): {TFLITE_FILE} not written"
+        )
     )
     check = TfliteCheck(written, len(content), lite_accuracy, keras_accuracy, count, quantization, reason)
     if written:

@@ -6,6 +6,7 @@ REST API is the one `flowers serve` speaks and clients need no change.
 The manifest is checked offline against KServe's CRD schema
 (tests/kubeflow/test_kserve.py); it has not been applied to a real cluster.
 """
+
 from __future__ import annotations
 
 import re
@@ -30,7 +31,8 @@ def inference_service(
     """The InferenceService (v1beta1, TensorFlow predictor) as a dict."""
     if not _NAME.match(name):
         raise ValueError(
-            f"InferenceService name {name!r}: lowercase letters, digits and '-', starting with a letter, at most 45 characters"
+            f"InferenceService name {name!r}: lowercase letters, digits and '-', "
+            "starting with a letter, at most 45 characters"
         )
     if not storage_uri:
         raise ValueError("storage URI is empty: pass the Pusher's destination (OUTPUT_DIR/serving)")

@@ -9,6 +9,7 @@ arrived (TF Serving's `max_batch_size` and `batch_timeout_micros`); at most
 call fails (one request's bytes are not an image), each request of the
 batch is run alone, so the bad one fails and the others are answered.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -39,7 +40,12 @@ class Batcher:
     """Queues requests for `call` (items -> outputs whose first axis is the
     item); `submit` answers each request with its own rows."""
 
-    def __init__(self, call: Callable[[Sequence], Outputs], settings: BatchingSettings, is_input_error: Callable[[BaseException], bool]):
+    def __init__(
+        self,
+        call: Callable[[Sequence], Outputs],
+        settings: BatchingSettings,
+        is_input_error: Callable[[BaseException], bool],
+    ):
         self.call = call
         self.settings = settings
         self.is_input_error = is_input_error

@@ -10,6 +10,7 @@ Serving client never sees: every predict answer carries the version that
 answered in an `X-Model-Version` header, and `/` is a web page that calls
 the same API.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -101,7 +102,9 @@ async def _api(request: Request, settings: ServeSettings, manager: VersionManage
         if verb != "predict":
             if verb in ("classify", "regress"):
                 raise ServingError(
-                    400, f"Expected {verb} signature method_name to be tensorflow/serving/{verb}. Was: tensorflow/serving/predict"
+                    400,
+                    f"Expected {verb} signature method_name to be tensorflow/serving/{verb}. "
+                    "Was: tensorflow/serving/predict",
                 )
             raise ServingError(400, f"Malformed request: {request.method} {request.url.path}")
         return await _predict(request, settings, manager, name, version)
@@ -149,7 +152,9 @@ def _metadata(settings: ServeSettings, manager: VersionManager, name: str, versi
     )
 
 
-async def _predict(request: Request, settings: ServeSettings, manager: VersionManager, name: str, version: str | None) -> Response:
+async def _predict(
+    request: Request, settings: ServeSettings, manager: VersionManager, name: str, version: str | None
+) -> Response:
     body = await request.body()
     try:
         payload = json.loads(body)
@@ -164,7 +169,9 @@ async def _predict(request: Request, settings: ServeSettings, manager: VersionMa
     if ("instances" in payload) == ("inputs" in payload):
         raise ServingError(
             400,
-            "Missing 'inputs' or 'instances' key" if "instances" not in payload else "Not both 'inputs' and 'instances' keys",
+            "Missing 'inputs' or 'instances' key"
+            if "instances" not in payload
+            else "Not both 'inputs' and 'instances' keys",
         )
     row = "instances" in payload
     items = _row_items(payload["instances"], input_name) if row else _columnar_items(payload["inputs"], input_name)
@@ -195,7 +202,9 @@ def _decode(value, where: str) -> bytes:
             raise ServingError(400, f"Unable to base64 decode {where}") from None
     if isinstance(value, str):
         return value.encode()
-    raise ServingError(400, f"{where}: expected a string or {{\"b64\": ...}} (the input is DT_STRING), got {json.dumps(value)[:60]}")
+    raise ServingError(
+        400, f'{where}: expected a string or {{"b64": ...}} (the input is DT_STRING), got {json.dumps(value)[:60]}'
+    )
 
 
 def _row_items(instances, input_name: str) -> list[bytes]:
@@ -205,7 +214,9 @@ def _row_items(instances, input_name: str) -> list[bytes]:
     for i, instance in enumerate(instances):
         if isinstance(instance, dict) and "b64" not in instance:
             if set(instance) != {input_name}:
-                raise ServingError(400, f"instance {i}: expected the one named input {input_name!r}, got {sorted(instance)}")
+                raise ServingError(
+                    400, f"instance {i}: expected the one named input {input_name!r}, got {sorted(instance)}"
+                )
             instance = instance[input_name]
         items.append(_decode(instance, f"instance {i}"))
     return items
@@ -261,7 +272,9 @@ def _model_error(error: BaseException, items: list[bytes]) -> ServingError:
 def _clean(message: str) -> str:
     """TensorFlow's message without node names, op tags or the generic first line."""
     lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
-    lines = [line for line in lines if not line.startswith(("Graph execution error", "Detected at node", "File ", "["))] or lines
+    lines = [
+        line for line in lines if not line.startswith(("Graph execution error", "Detected at node", "File ", "["))
+    ] or lines
     text = re.sub(r"\{\{[^}]*\}\}\s*", "", lines[0] if lines else "")
     return re.sub(r"\s*\[Op:\w+\]", "", text).strip()
 
@@ -278,7 +291,12 @@ def serve(settings: ServeSettings, host: str = DEFAULT_HOST, port: int = DEFAULT
     app = create_app(settings)
     log.info(
         "serving %s (%s) at http://%s:%s/ (REST: /v1/models/%s, batches of up to %s)",
-        settings.serving_dir, settings.policy, host, port, settings.model_name, settings.batching.max_batch_size,
+        settings.serving_dir,
+        settings.policy,
+        host,
+        port,
+        settings.model_name,
+        settings.batching.max_batch_size,
     )
     # uvicorn's own SIGTERM handling: stop accepting, finish the requests in
     # flight (up to the grace period), run the shutdown hooks, exit 0.

@@ -1,6 +1,7 @@
 """Settings of `flowers serve`, light to import (the CLI reads them before
 TensorFlow loads): the model name, address, version policy, polling and
 batching, each with TF Serving's meaning."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -46,7 +47,9 @@ class VersionPolicy:
     def parse(cls, text: str) -> "VersionPolicy":
         match = _POLICY.match(text.strip())
         if not match or match["n"] == "0":
-            raise ValueError(f"version policy {text!r}: use latest, latest:N (N >= 1), all, or version numbers like 3,5")
+            raise ValueError(
+                f"version policy {text!r}: use latest, latest:N (N >= 1), all, or version numbers like 3,5"
+            )
         if match["all"]:
             return cls(latest=0, all=True)
         if match["specific"]:
@@ -58,7 +61,7 @@ class VersionPolicy:
             return set(versions)
         if self.specific:
             return set(self.specific) & set(versions)
-        return set(sorted(versions)[-self.latest:])
+        return set(sorted(versions)[-self.latest :])
 
     def __str__(self) -> str:
         if self.all:
@@ -75,5 +78,3 @@ class ServeSettings:
     batching: BatchingSettings = BatchingSettings()
     poll_seconds: float = POLL_SECONDS
     model_name: str = MODEL_NAME
-
-

@@ -2,6 +2,7 @@
 model's `model.tflite` (what a phone runs). Each photo is decoded and
 cropped with `flowers.images.decode_and_crop`, the TFLite model's
 documented input (components/tflite.py)."""
+
 from __future__ import annotations
 
 import os
@@ -47,7 +48,7 @@ def predict_files(model_dir: str, paths: Sequence[str], batch_size: int = predic
                 "class": features.CLASS_NAMES[best],
                 "class_id": best,
                 "confidence": float(probabilities[best]),
-                "probabilities": dict(zip(features.CLASS_NAMES, map(float, probabilities))),
+                "probabilities": dict(zip(features.CLASS_NAMES, map(float, probabilities), strict=True)),
             }
 
     return rows()

@@ -14,6 +14,7 @@ model lives in memory once loaded: deleting its folder does not touch it).
 A folder that fails to load is reported, shown in the status, and skipped
 until its contents change.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -33,7 +34,10 @@ log = logging.getLogger("flowers.serve")
 # TF Serving's servable states as its status API names them.
 LOADING, AVAILABLE, UNLOADING, END = "LOADING", "AVAILABLE", "UNLOADING", "END"
 SIGNATURES = (features.BYTES_SIGNATURE, features.EXAMPLES_SIGNATURE)
-SIGNATURE_INPUTS = {features.BYTES_SIGNATURE: features.SERVING_BYTES_INPUT, features.EXAMPLES_SIGNATURE: features.SERVING_EXAMPLES_INPUT}
+SIGNATURE_INPUTS = {
+    features.BYTES_SIGNATURE: features.SERVING_BYTES_INPUT,
+    features.EXAMPLES_SIGNATURE: features.SERVING_EXAMPLES_INPUT,
+}
 
 
 @dataclasses.dataclass
@@ -153,7 +157,11 @@ class VersionManager:
             names = os.listdir(self.base_dir)
         except FileNotFoundError:
             return {}
-        return {int(n): os.path.join(self.base_dir, n) for n in names if n.isdigit() and os.path.isdir(os.path.join(self.base_dir, n))}
+        return {
+            int(n): os.path.join(self.base_dir, n)
+            for n in names
+            if n.isdigit() and os.path.isdir(os.path.join(self.base_dir, n))
+        }
 
     async def start(self) -> None:
         """The first load (every folder as it is now), then polling."""
@@ -183,8 +191,7 @@ class VersionManager:
         # A folder is a candidate once it has stopped changing (at start-up
         # every folder is taken as complete), unless it failed as it is now.
         candidates = {
-            v for v, f in fingerprints.items()
-            if (first or self._seen.get(v) == f) and self._failed.get(v) != f
+            v for v, f in fingerprints.items() if (first or self._seen.get(v) == f) and self._failed.get(v) != f
         } | (set(self.served) & set(folders))
         self._seen = fingerprints
         while True:

@@ -1,5 +1,6 @@
 """`flowers serve` in a subprocess on a loopback port, and a small client
 (the standard library's, so the tests speak plain HTTP as any client does)."""
+
 from __future__ import annotations
 
 import base64
@@ -36,8 +37,20 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(os.path.join(log_dir, f"serve-{self.port}.log"), "w+")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "flowers.cli.main", "serve", "--output-dir", output_dir, "--port", str(self.port), *args],
-            stdout=self.log, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "flowers.cli.main",
+                "serve",
+                "--output-dir",
+                output_dir,
+                "--port",
+                str(self.port),
+                *args,
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
@@ -58,7 +71,9 @@ class Server:
         self.log.seek(0)
         return self.log.read()[-5000:]
 
-    def request(self, method: str, path: str, body: bytes | None = None, timeout: float = 120) -> tuple[int, dict, dict]:
+    def request(
+        self, method: str, path: str, body: bytes | None = None, timeout: float = 120
+    ) -> tuple[int, dict, dict]:
         """(status, JSON body, headers)."""
         request = urllib.request.Request(self.url + path, data=body, method=method)
         try:

@@ -2,6 +2,7 @@
 accuracy on the run's eval split re-measured here from the raw JPEGs (the
 documented contract: `decode_and_crop`, [0, 255] floats) within 0.5 point
 of the SavedModel's, shown in the summary, used by `flowers predict --tflite`."""
+
 from __future__ import annotations
 
 import glob
@@ -14,7 +15,7 @@ import tensorflow as tf
 
 from flowers import features, images
 from flowers.components import names, tflite
-from flowers.runs import predict, results
+from flowers.runs import predict, records, results
 
 pytestmark = pytest.mark.slow
 
@@ -45,11 +46,13 @@ def test_tflite_is_pushed_and_within_half_a_point_on_the_eval_split(pipeline_run
     lite_accuracy = float(np.mean(np.argmax(lite(decoded), axis=-1) == labels))
     assert lite_accuracy >= saved_accuracy - tflite.MAX_ACCURACY_DROP
 
-    store = results.store_for(config)
-    check = results.summarize(store, results.run_ids(store)[0], recorded=False).tflite
+    store = records.store_for(config)
+    check = results.summarize(store, records.run_ids(store)[0], recorded=False).tflite
     assert check["written"] and check["bytes"] == os.path.getsize(path) and check["examples"] == len(labels)
     # What the run measured on the Transform graph's images is what the raw JPEGs give here.
-    assert (check["accuracy"], check["savedmodel_accuracy"]) == pytest.approx((lite_accuracy, saved_accuracy), abs=1 / len(labels))
+    assert (check["accuracy"], check["savedmodel_accuracy"]) == pytest.approx(
+        (lite_accuracy, saved_accuracy), abs=1 / len(labels)
+    )
     assert "tflite:" in done.stdout
 
 
@@ -63,7 +66,7 @@ def test_predict_tflite_answers_as_the_saved_model_does(pipeline_run, photos_dir
     saved_rows = [json.loads(line) for line in saved.stdout.splitlines()]
     lite_rows = [json.loads(line) for line in lite.stdout.splitlines()]
     assert [r["file"] for r in lite_rows] == [r["file"] for r in saved_rows]
-    agree = sum(a["class"] == b["class"] for a, b in zip(saved_rows, lite_rows))
+    agree = sum(a["class"] == b["class"] for a, b in zip(saved_rows, lite_rows, strict=True))
     assert agree >= len(saved_rows) - 1, (saved_rows, lite_rows)
-    for a, b in zip(saved_rows, lite_rows):
+    for a, b in zip(saved_rows, lite_rows, strict=True):
         assert list(a["probabilities"].values()) == pytest.approx(list(b["probabilities"].values()), abs=0.05)

@@ -2,6 +2,7 @@
 offline against KServe's own CRD schema (v1beta1 openAPIV3Schema, cut to
 the fields flowers writes, unknown fields refused as `kubectl
 --validate=strict` does; origin in the schema file's $comment)."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,20 @@ def errors(manifest: dict) -> list[str]:
 
 
 def test_printed_manifest_passes_kserves_schema(capsys):
-    main(["kubeflow", "kserve", "--output-dir", "gs://bucket/flowers/", "--namespace", "team",
-          "--service-account", "reader", "--runtime-version", "2.16.1"])
+    main(
+        [
+            "kubeflow",
+            "kserve",
+            "--output-dir",
+            "gs://bucket/flowers/",
+            "--namespace",
+            "team",
+            "--service-account",
+            "reader",
+            "--runtime-version",
+            "2.16.1",
+        ]
+    )
     manifest = yaml.safe_load(capsys.readouterr().out)
     assert errors(manifest) == []
     tensorflow = manifest["spec"]["predictor"]["tensorflow"]

@@ -1,11 +1,11 @@
 """A `flowers serve` of the shared run's pushed model, shared by the REST
 and browser tests (starting one costs TensorFlow's import and a load)."""
+
 from __future__ import annotations
 
 import os
 
 import pytest
-
 from serving_server import MAX_BATCH_SIZE, Server
 
 

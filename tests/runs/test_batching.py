@@ -1,6 +1,7 @@
 """Server-side batching with the shared run's model, in this process:
 concurrent requests become one model call, a bad request fails alone, a
 request over the limit is refused with TF Serving's message."""
+
 from __future__ import annotations
 
 import asyncio
@@ -35,9 +36,13 @@ def test_concurrent_requests_share_one_model_call(pushed, photos_dir):
         assert batcher.batches == 1
         alone = served.signatures[features.BYTES_SIGNATURE](**{features.SERVING_BYTES_INPUT: tf.constant(jpegs)})
         for i, answer in enumerate(answers):
-            np.testing.assert_allclose(answer[features.PROBABILITIES_OUTPUT][0], alone[features.PROBABILITIES_OUTPUT][i].numpy(), atol=1e-6)
+            np.testing.assert_allclose(
+                answer[features.PROBABILITIES_OUTPUT][0], alone[features.PROBABILITIES_OUTPUT][i].numpy(), atol=1e-6
+            )
 
-        mixed = await asyncio.gather(*(batcher.submit([b"not an image" if i == 2 else j]) for i, j in enumerate(jpegs)), return_exceptions=True)
+        mixed = await asyncio.gather(
+            *(batcher.submit([b"not an image" if i == 2 else j]) for i, j in enumerate(jpegs)), return_exceptions=True
+        )
         assert isinstance(mixed[2], tf.errors.InvalidArgumentError)
         assert [a[features.CLASS_NAME_OUTPUT][0] for i, a in enumerate(mixed) if i != 2] == [
             a[features.CLASS_NAME_OUTPUT][0] for i, a in enumerate(answers) if i != 2

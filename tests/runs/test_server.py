@@ -1,6 +1,7 @@
 """`flowers serve`: TF Serving's REST API on loopback, against the shared
 run's pushed model: status, metadata, predict in both formats, every error
 the API documents, and answers equal to offline batch prediction."""
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -8,10 +9,10 @@ import os
 
 import pytest
 import tensorflow as tf
+from serving_server import MAX_BATCH_SIZE, MODEL_URL, b64
 
 from flowers import features
 from flowers.runs import predict
-from serving_server import MAX_BATCH_SIZE, MODEL_URL, b64
 
 pytestmark = pytest.mark.slow
 OUTPUTS = {features.PROBABILITIES_OUTPUT, features.CLASS_ID_OUTPUT, features.CLASS_NAME_OUTPUT}
@@ -25,9 +26,11 @@ def photos(photos_dir) -> list[tuple[str, bytes]]:
 
 def test_status_lists_the_served_version_as_tf_serving_does(served, pushed):
     _, version = pushed
-    expected = {"model_version_status": [
-        {"version": version, "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
-    ]}
+    expected = {
+        "model_version_status": [
+            {"version": version, "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+        ]
+    }
     assert served.get(MODEL_URL)[:2] == (200, expected)
     assert served.get(f"{MODEL_URL}/versions/{version}")[:2] == (200, expected)
 
@@ -56,10 +59,12 @@ def test_predict_row_and_columnar_answer_what_offline_prediction_does(served, pu
     assert [set(p) for p in rows["predictions"]] == [OUTPUTS] * len(images)
     named = {"instances": [{features.SERVING_BYTES_INPUT: b64(image)} for image in images]}
     assert served.post(f"{MODEL_URL}/versions/{version}:predict", named)[1] == rows
-    status, columns, _ = served.post(f"{MODEL_URL}:predict", {"inputs": {features.SERVING_BYTES_INPUT: [b64(i) for i in images]}})
+    status, columns, _ = served.post(
+        f"{MODEL_URL}:predict", {"inputs": {features.SERVING_BYTES_INPUT: [b64(i) for i in images]}}
+    )
     assert status == 200
     assert served.post(f"{MODEL_URL}:predict", {"inputs": [b64(i) for i in images]})[1] == columns
-    for i, (row, want) in enumerate(zip(rows["predictions"], offline)):
+    for i, (row, want) in enumerate(zip(rows["predictions"], offline, strict=True)):
         assert row[features.CLASS_NAME_OUTPUT] == want["class"] == columns["outputs"][features.CLASS_NAME_OUTPUT][i]
         assert row[features.CLASS_ID_OUTPUT] == want["class_id"] == columns["outputs"][features.CLASS_ID_OUTPUT][i]
         assert row[features.PROBABILITIES_OUTPUT] == pytest.approx(list(want["probabilities"].values()), abs=1e-6)
@@ -69,12 +74,16 @@ def test_predict_row_and_columnar_answer_what_offline_prediction_does(served, pu
 def test_the_examples_signature_answers_the_same(served, photos):
     images = [image for _, image in photos[:2]]
     examples = [
-        tf.train.Example(features=tf.train.Features(feature={
-            features.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[image]))
-        })).SerializeToString()
+        tf.train.Example(
+            features=tf.train.Features(
+                feature={features.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[image]))}
+            )
+        ).SerializeToString()
         for image in images
     ]
-    status, body, _ = served.post(f"{MODEL_URL}:predict", {"signature_name": features.EXAMPLES_SIGNATURE, "instances": [b64(e) for e in examples]})
+    status, body, _ = served.post(
+        f"{MODEL_URL}:predict", {"signature_name": features.EXAMPLES_SIGNATURE, "instances": [b64(e) for e in examples]}
+    )
     assert status == 200
     assert body == served.predict(images)[1]
 
@@ -90,13 +99,29 @@ def _error(served, method: str, path: str, body: bytes | None = None) -> tuple[i
     [
         ("POST", f"{MODEL_URL}:predict", b'{"instances": [', 400, "JSON Parse error"),
         ("POST", f"{MODEL_URL}:predict", b'{"instances": [{"b64": "no*base64"}]}', 400, "Unable to base64 decode"),
-        ("POST", f"{MODEL_URL}:predict", b'{"instances": [{"b64": "bm90IGFuIGltYWdl"}]}', 400,
-         "instance 0 is not a readable image: Unknown image file format"),
-        ("POST", f"{MODEL_URL}:predict", b'{"signature_name": "nope", "instances": []}', 400,
-         'Serving signature name: "nope" not found in signature def'),
+        (
+            "POST",
+            f"{MODEL_URL}:predict",
+            b'{"instances": [{"b64": "bm90IGFuIGltYWdl"}]}',
+            400,
+            "instance 0 is not a readable image: Unknown image file format",
+        ),
+        (
+            "POST",
+            f"{MODEL_URL}:predict",
+            b'{"signature_name": "nope", "instances": []}',
+            400,
+            'Serving signature name: "nope" not found in signature def',
+        ),
         ("POST", f"{MODEL_URL}:predict", b'{"examples": []}', 400, "Missing 'inputs' or 'instances' key"),
         ("POST", "/v1/models/nope:predict", b'{"instances": []}', 404, "Servable not found for request: Latest(nope)"),
-        ("POST", f"{MODEL_URL}/versions/7:predict", b'{"instances": []}', 404, "Servable not found for request: Specific(flowers, 7)"),
+        (
+            "POST",
+            f"{MODEL_URL}/versions/7:predict",
+            b'{"instances": []}',
+            404,
+            "Servable not found for request: Specific(flowers, 7)",
+        ),
         ("GET", "/v1/models/nope", None, 404, "Could not find any versions of model nope"),
         ("GET", f"{MODEL_URL}/versions/7", None, 404, "Could not find version 7 of model flowers"),
         ("GET", f"{MODEL_URL}:predict", None, 400, "Malformed request: GET /v1/models/flowers:predict"),
@@ -104,14 +129,17 @@ def _error(served, method: str, path: str, body: bytes | None = None) -> tuple[i
 )
 def test_errors_have_tf_servings_body_and_status(served, method, path, body, status, message):
     got_status, got = _error(served, method, path, body)
-    assert (got_status, got[:len(message)]) == (status, message), got
+    assert (got_status, got[: len(message)]) == (status, message), got
 
 
 def test_a_request_over_the_batch_size_limit_is_refused(served, photos):
     image = photos[0][1]
     assert served.predict([image] * MAX_BATCH_SIZE)[0] == 200
     status, body, _ = served.predict([image] * (MAX_BATCH_SIZE + 1))
-    assert (status, body) == (400, {"error": f"Task size {MAX_BATCH_SIZE + 1} is larger than maximum input batch size {MAX_BATCH_SIZE}"})
+    assert (status, body) == (
+        400,
+        {"error": f"Task size {MAX_BATCH_SIZE + 1} is larger than maximum input batch size {MAX_BATCH_SIZE}"},
+    )
 
 
 def test_bad_requests_among_concurrent_good_ones_fail_alone(served, photos):

@@ -1,6 +1,7 @@
 """The page at `/` in a real browser (headless Chromium from Debian's
 packages, driven by Selenium): upload a photo, read its class and the
 version that answered, as the REST API gives them."""
+
 from __future__ import annotations
 
 import os
@@ -18,7 +19,10 @@ CHROMEDRIVER = shutil.which("chromedriver")
 @pytest.fixture
 def browser():
     if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip("needs headless Chromium: install Debian's chromium and chromium-driver packages (apt-get install -y chromium chromium-driver)")
+        pytest.skip(
+            "needs headless Chromium: install Debian's chromium and chromium-driver packages "
+            "(apt-get install -y chromium chromium-driver)"
+        )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

@@ -2,6 +2,7 @@
 streams requests: a new push takes over, a folder that is not a model is
 skipped, retention deletes the served version; no request fails. SIGTERM
 answers the requests in flight, then exits 0."""
+
 from __future__ import annotations
 
 import os
@@ -10,7 +11,6 @@ import threading
 import time
 
 import pytest
-
 from serving_server import MODEL_URL, Server
 
 pytestmark = pytest.mark.slow
@@ -49,7 +49,10 @@ class Stream:
 
 
 def _states(server: Server) -> dict[str, tuple[str, str]]:
-    return {v["version"]: (v["state"], v["status"]["error_message"]) for v in server.get(MODEL_URL)[1]["model_version_status"]}
+    return {
+        v["version"]: (v["state"], v["status"]["error_message"])
+        for v in server.get(MODEL_URL)[1]["model_version_status"]
+    }
 
 
 def test_push_bad_folder_and_retention_under_load_fail_no_request(pushed, tmp_path, sample_jpeg):

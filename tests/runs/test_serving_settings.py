@@ -1,4 +1,5 @@
 """`flowers serve` settings: TF Serving's version policies, refused with the rule when wrong."""
+
 from __future__ import annotations
 
 import pytest
