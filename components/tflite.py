@@ -8,7 +8,8 @@ centre-cropped as `flowers.images.decode_and_crop` does; it answers the five
 class probabilities in `features.CLASS_NAMES` order. Weights are stored as
 float16 (half the size, computed in float32: no accuracy lost in practice;
 dynamic-range int8 is smaller still but moves predictions more, see
-docs/serving.md). Its accuracy on the eval split is measured against the
+docs/serving.md). Its accuracy on the validation split (the Trainer never reads the eval
+split: it is the Evaluator's alone) is measured against the
 Keras model's on the same decoded images; when it falls more than
 `MAX_ACCURACY_DROP` below, the file is not written (a phone app must not ship
 a model that disagrees with the served one) and the run says why; the
@@ -96,12 +97,12 @@ def accuracies(model: keras.Model, lite: Classifier, batches: tf.data.Dataset) -
 
 
 def write_checked(
-    model: keras.Model, eval_batches: tf.data.Dataset, model_dir: str, quantization: str = "float16"
+    model: keras.Model, validation_batches: tf.data.Dataset, model_dir: str, quantization: str = "float16"
 ) -> TfliteCheck:
-    """Convert, measure on the eval split, write `model.tflite` into the
+    """Convert, measure on the validation split, write `model.tflite` into the
     SavedModel folder if within MAX_ACCURACY_DROP."""
     content = convert(model, quantization)
-    keras_accuracy, lite_accuracy, count = accuracies(model, Classifier(content), eval_batches)
+    keras_accuracy, lite_accuracy, count = accuracies(model, Classifier(content), validation_batches)
     drop = keras_accuracy - lite_accuracy
     written = drop <= MAX_ACCURACY_DROP + 1e-9  # exactly 0.5 point is within
     reason = (

@@ -235,7 +235,7 @@ def tflite_line(check: dict) -> str:
         return check["reason"]
     return (
         f"{check['bytes'] / 2**20:.2f} MiB ({check['quantization']}), accuracy {check['accuracy']:.4f} "
-        f"on {check['examples']} eval images (SavedModel {check['savedmodel_accuracy']:.4f})"
+        f"on {check['examples']} validation images (SavedModel {check['savedmodel_accuracy']:.4f})"
     )
 
 

@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import re
+import signal
 import sys
 from importlib import resources
 
@@ -155,6 +156,7 @@ def _metadata(settings: ServeSettings, manager: VersionManager, name: str, versi
 async def _predict(
     request: Request, settings: ServeSettings, manager: VersionManager, name: str, version: str | None
 ) -> Response:
+    _served(settings, manager, name, version)  # unknown model or version: 404 whatever the body, as TF Serving
     body = await request.body()
     try:
         payload = json.loads(body)
@@ -299,7 +301,10 @@ def serve(settings: ServeSettings, host: str = DEFAULT_HOST, port: int = DEFAULT
         settings.batching.max_batch_size,
     )
     # uvicorn's own SIGTERM handling: stop accepting, finish the requests in
-    # flight (up to the grace period), run the shutdown hooks, exit 0.
+    # flight (up to the grace period), run the shutdown hooks. It then raises
+    # the signal again for the handler it found; this one makes that exit 0,
+    # what Kubernetes and supervisors expect after a clean drain.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30, access_log=False)
     ).run()

@@ -48,11 +48,9 @@ def test_tflite_is_pushed_and_within_half_a_point_on_the_eval_split(pipeline_run
 
     store = records.store_for(config)
     check = results.summarize(store, records.run_ids(store)[0], recorded=False).tflite
-    assert check["written"] and check["bytes"] == os.path.getsize(path) and check["examples"] == len(labels)
-    # What the run measured on the Transform graph's images is what the raw JPEGs give here.
-    assert (check["accuracy"], check["savedmodel_accuracy"]) == pytest.approx(
-        (lite_accuracy, saved_accuracy), abs=1 / len(labels)
-    )
+    # The run's own check is on the validation split (the eval split stays the Evaluator's alone).
+    assert check["written"] and check["bytes"] == os.path.getsize(path)
+    assert check["accuracy"] >= check["savedmodel_accuracy"] - tflite.MAX_ACCURACY_DROP
     assert "tflite:" in done.stdout
 
 
