@@ -281,3 +281,25 @@ def runs(host, namespace, experiment, limit) -> None:
     for run in found:
         created = run.created_at.isoformat(timespec="seconds") if run.created_at else "-"
         click.echo(f"{run.run_id}  {run.state or '-':<10}  {created}  {run.display_name}")
+
+
+@kubeflow.command()
+@click.option("--output-dir", required=True,
+              help="The pipeline's output dir on Kubeflow (gs://...); the model is its serving/ folder.")
+@click.option("--name", default="flowers", show_default=True, help="The InferenceService's name.")
+@click.option("--namespace", help="Kubernetes namespace (default: kubectl's).")
+@click.option("--service-account", help="A service account that can read --output-dir (e.g. with GCS credentials).")
+@click.option("--runtime-version", help="TF Serving image tag (default: the cluster's serving runtime's).")
+def kserve(output_dir: str, name: str, namespace: str | None, service_account: str | None,
+           runtime_version: str | None) -> None:
+    """Print a KServe InferenceService (TensorFlow predictor) that serves the
+    pushed versions with TF Serving's REST API, as `flowers serve` does
+    locally. Apply it with `kubectl apply -f -`."""
+    from flowers.config import PipelineConfig
+    from flowers.kubeflow import kserve as kserve_lib
+
+    manifest = kserve_lib.inference_service(
+        name, PipelineConfig(output_dir=output_dir).serving_dir,
+        namespace or "", service_account or "", runtime_version or "",
+    )
+    click.echo(kserve_lib.to_yaml(manifest), nl=False)

@@ -19,6 +19,7 @@ from flowers.cli.kubeflow import kubeflow
 from flowers.cli.options import build_config, config_options, output_config, output_dir_option
 from flowers.cli.settings import config as config_group
 from flowers.outputs import OutputDirBusy
+from flowers.runs import serving_settings  # light: the server loads on use
 
 # Errors a user can act on (bad settings and input files, an unreadable or
 # busy output dir): one message and exit code 2, never a stack trace.
@@ -168,8 +169,10 @@ def rollback(version: str | None, output_dir: str | None) -> None:
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 4096), help="Images per call of the model.")
 @click.option("--beam", is_flag=True, help="Run as an Apache Beam job (RunInference); needs --out. For large folders, or Dataflow.")
 @click.option("--beam-arg", "beam_args", multiple=True, help="A Beam pipeline argument for --beam (repeatable; default: the local DirectRunner).")
+@click.option("--tflite", is_flag=True,
+              help="Use the model's model.tflite (what a phone runs) instead of the SavedModel.")
 def predict(inputs: tuple[str, ...], model_dir: str | None, output_dir: str | None, out_file: str | None, fmt: str | None,
-            batch_size: int, beam: bool, beam_args: tuple[str, ...]) -> None:
+            batch_size: int, beam: bool, beam_args: tuple[str, ...], tflite: bool) -> None:
     """Classify image files with a pushed model: files, and folders searched
     recursively for .jpg/.jpeg/.png/.gif/.bmp files. One row per file, JSON
     lines or CSV, to stdout or --out; a file that cannot be read as an image
@@ -179,6 +182,8 @@ def predict(inputs: tuple[str, ...], model_dir: str | None, output_dir: str | No
 
     if beam and not out_file:
         raise click.UsageError("--beam writes its rows to a file: give --out")
+    if beam and tflite:
+        raise click.UsageError("--beam runs the SavedModel: leave out --tflite")
     model_dir = model_dir or predict.newest_pushed_model(output_config(output_dir))
     paths, passed_over = predict.list_images(inputs)
     if passed_over:
@@ -190,13 +195,20 @@ def predict(inputs: tuple[str, ...], model_dir: str | None, output_dir: str | No
         rows, failed = predict.predict_with_beam(model_dir, paths, out_file, fmt, beam_args or LOCAL_BEAM_ARGS, batch_size)
         click.echo(f"wrote {rows} row(s) to {out_file}", err=True)
     else:
-        rows, failed = _predict_rows(predict, model_dir, paths, out_file, fmt, batch_size)
+        if tflite:
+            from flowers.runs import tflite as tflite_rows
+
+            classify = tflite_rows.predict_files
+        else:
+            classify = predict.predict_files
+        rows, failed = _predict_rows(predict, classify, model_dir, paths, out_file, fmt, batch_size)
     if failed:
         click.echo(f"{failed} of {rows} file(s) could not be classified", err=True)
         sys.exit(outcome.FAILED)
 
 
-def _predict_rows(predict, model_dir: str, paths: list[str], out_file: str | None, fmt: str, batch_size: int) -> tuple[int, int]:
+def _predict_rows(predict, classify, model_dir: str, paths: list[str], out_file: str | None, fmt: str,
+                  batch_size: int) -> tuple[int, int]:
     """Rows to stdout, or to `out_file` under a progress bar (stderr); (rows, failed)."""
     rows = failed = 0
     out = open(out_file, "w", newline="") if out_file else None
@@ -204,7 +216,7 @@ def _predict_rows(predict, model_dir: str, paths: list[str], out_file: str | Non
         write = (lambda line: out.write(line + "\n")) if out else click.echo
         if fmt == "csv":
             write(predict.csv_header())
-        predictions = predict.predict_files(model_dir, paths, batch_size)
+        predictions = classify(model_dir, paths, batch_size)
         with click.progressbar(length=len(paths), label="classifying", file=sys.stderr) if out else _no_bar() as bar:
             for row in predictions:
                 rows += 1
@@ -228,6 +240,37 @@ class _no_bar:
 
     def update(self, n: int) -> None:
         pass
+
+
+@cli.command(epilog="Stops on SIGTERM or Ctrl-C once the requests in flight are answered (exit 0). docs/serving.md")
+@output_dir_option
+@click.option("--host", default=serving_settings.DEFAULT_HOST, show_default=True)
+@click.option("--port", default=serving_settings.DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535),
+              help="TF Serving's REST port by default.")
+@click.option("--versions", "policy", default="latest", show_default=True,
+              help="Which versions: latest, latest:N, all, or numbers like 3,5 (TF Serving's version policy).")
+@click.option("--poll-seconds", default=serving_settings.POLL_SECONDS, show_default=True,
+              type=click.FloatRange(0.05, 3600), help="How often serving/ is checked for new or removed versions.")
+@click.option("--max-batch-size", default=serving_settings.BatchingSettings.max_batch_size, show_default=True,
+              type=click.IntRange(1, 4096), help="Images per model call; a larger request is refused.")
+@click.option("--batch-timeout-ms", default=serving_settings.BatchingSettings.timeout_s * 1000, show_default=True,
+              type=click.FloatRange(0, 10000), help="Longest wait for a batch to fill.")
+@click.option("--batch-threads", default=serving_settings.BatchingSettings.threads, show_default=True,
+              type=click.IntRange(1, 64), help="Batches run at once.")
+@click.option("--model-name", default=serving_settings.MODEL_NAME, show_default=True, help="The name in /v1/models/NAME.")
+def serve(output_dir: str | None, host: str, port: int, policy: str, poll_seconds: float, max_batch_size: int,
+          batch_timeout_ms: float, batch_threads: int, model_name: str) -> None:
+    """Serve the pushed model with TensorFlow Serving's REST API, and a web page at /."""
+    from flowers.runs import server
+
+    settings = serving_settings.ServeSettings(
+        serving_dir=output_config(output_dir).serving_dir,  # OUTPUT_DIR/serving/<version>/, where the Pusher writes
+        policy=serving_settings.VersionPolicy.parse(policy),
+        batching=serving_settings.BatchingSettings(max_batch_size, batch_timeout_ms / 1000, batch_threads),
+        poll_seconds=poll_seconds,
+        model_name=model_name,
+    )
+    server.serve(settings, host, port)
 
 
 @cli.group()

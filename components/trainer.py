@@ -13,7 +13,7 @@ import tf_keras as keras
 from tfx import v1 as tfx
 
 from flowers import features
-from flowers.components import export, inputs
+from flowers.components import export, inputs, tflite
 from flowers.components import model as model_lib
 from flowers.components.fit import fit
 from flowers.components.strategy import choose_strategy
@@ -44,6 +44,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     history = fit(model, train.dataset, val.dataset, cfg, fn_args.model_run_dir)
     history["train_examples"], history["validation_examples"] = train.count, val.count
     export.export(model, tft_output, fn_args.serving_model_dir)
+    history[tflite.HISTORY_KEY] = tflite.write_checked(model, val.dataset, fn_args.serving_model_dir).as_dict()
     export.save_weights(model, os.path.join(os.path.dirname(fn_args.serving_model_dir), export.WEIGHTS_FILE))
     _write_history(history, fn_args)
 

@@ -771,6 +771,8 @@ def render(report: Report) -> str:
             if s.eval_examples is not None else ""), True),
         ("blessed", "yes" if s.blessed else "no", True),
         ("pushed to", html.escape(s.pushed_to or "not pushed"), True),
+        *([("tflite", f'<span data-key="tflite_accuracy" data-value="{s.tflite["accuracy"]}">'
+            f'{html.escape(results.tflite_line(s.tflite))}</span>', True)] if s.tflite else []),
         ("output dir", html.escape(os.path.abspath(report.config.output_dir)), True),
     ]
     if s.failed_component:

@@ -51,6 +51,8 @@ class RunSummary:
     # The run's effective settings (section.field -> value), as recorded at its start.
     settings: dict = dataclasses.field(default_factory=dict)
     note: str | None = None  # what a rollback did
+    # The Trainer's TFLite check (components/tflite.py's TfliteCheck as a dict); None before TFLite files.
+    tflite: dict | None = None
 
 
 def summarize(store: mlmd.MetadataStore, run_id: str, live_run: str | None = None, recorded: bool = True) -> RunSummary:
@@ -95,6 +97,7 @@ def summarize(store: mlmd.MetadataStore, run_id: str, live_run: str | None = Non
         pushed_version=os.path.basename(pushed_to) if pushed_to else None,
         seconds=run.seconds,
         settings=recorded_settings(context),
+        tflite=counts.get("tflite"),
     )
 
 
@@ -240,6 +243,16 @@ def _setting(summary: RunSummary, key: str) -> str:
     return " ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
+def tflite_line(check: dict) -> str:
+    """The TFLite model's size and accuracy against the SavedModel's, or why it was not written."""
+    if not check["written"]:
+        return check["reason"]
+    return (
+        f"{check['bytes'] / 2**20:.2f} MiB ({check['quantization']}), accuracy {check['accuracy']:.4f} "
+        f"on {check['examples']} validation images (SavedModel {check['savedmodel_accuracy']:.4f})"
+    )
+
+
 def summary_lines(summary: RunSummary) -> list[str]:
     """The summary a run prints at its end."""
     acc = "n/a" if summary.accuracy is None else f"{summary.accuracy:.4f}"
@@ -250,6 +263,8 @@ def summary_lines(summary: RunSummary) -> list[str]:
         lines.append(f"examples:       {summary.train_examples} train, {summary.validation_examples} validation, {summary.eval_examples} eval")
     if summary.accuracy is not None:
         lines.append(f"eval accuracy:  {acc} on {summary.eval_examples} eval examples")
+    if summary.tflite:
+        lines.append(f"tflite:         {tflite_line(summary.tflite)}")
     if summary.accuracy is not None and summary.baseline_version and summary.baseline_accuracy is not None:
         change = summary.accuracy - summary.baseline_accuracy
         lines.append(f"baseline:       version {summary.baseline_version}, accuracy {summary.baseline_accuracy:.4f} ({change:+.4f})")

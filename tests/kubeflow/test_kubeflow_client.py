@@ -150,7 +150,7 @@ def test_registered_on_the_main_cli():
     from flowers.cli.main import cli
 
     assert cli.commands["kubeflow"] is kubeflow
-    assert isinstance(kubeflow, click.Group) and set(kubeflow.commands) == {"compile", "preflight", "submit", "schedule", "runs"}
+    assert isinstance(kubeflow, click.Group) and set(kubeflow.commands) == {"compile", "preflight", "submit", "schedule", "runs", "kserve"}
     env = {**os.environ, "PYTHONPATH": ""}
     done = subprocess.run([sys.executable, "-m", "flowers.cli.main", "kubeflow", "--help"], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
