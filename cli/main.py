@@ -55,7 +55,8 @@ cli.add_command(config_group)
 
 @cli.command(epilog=outcome.HELP)
 @config_options
-@click.option("--no-cache", is_flag=True, help="Run every component again, even if its inputs are unchanged.")
+@click.option("--no-cache", "--force", "no_cache", is_flag=True,
+              help="Run every component again, even if its inputs are unchanged (a run with nothing new pushes nothing).")
 @click.option("--tune", is_flag=True, help="Add the Tuner (KerasTuner) stage before the Trainer.")
 @click.option("--verbose", is_flag=True, help="Show TensorFlow, TFX and Beam logs live (always in the run log).")
 def run(no_cache: bool, tune: bool, verbose: bool, **options) -> None:

@@ -16,6 +16,7 @@ class State(str, enum.Enum):
     INTERRUPTED = "interrupted"  # stopped by a signal to `flowers run` (or its output closing), or `flowers run` killed
     RUNNING = "running"  # still running (holds the output dir's lock)
     ROLLED_BACK = "rolled back"  # `flowers rollback`: an older version served again
+    UNCHANGED = "unchanged"  # nothing new: the cached Trainer's model is already the served version
 
 
 PUSHED = 0
@@ -38,6 +39,7 @@ def interrupted_by(signum: int) -> int:
 
 EXIT_CODES = {
     State.PUSHED: PUSHED,
+    State.UNCHANGED: PUSHED,  # the served model is what this run would have pushed
     State.REFUSED: REFUSED,
     State.DATA_REFUSED: DATA_REFUSED,
     State.FAILED: FAILED,
@@ -45,7 +47,7 @@ EXIT_CODES = {
 }
 
 HELP = (
-    "Exit codes: 0 a model was blessed and pushed; 3 the model was trained but refused "
+    "Exit codes: 0 a model was blessed and pushed, or nothing changed since the served one (state unchanged); 3 the model was trained but refused "
     "by a gate (named in the output); 4 the data was refused by validation; 2 bad usage "
     "or settings, or the output dir is in use by another run; 130 / 143 / 129 interrupted by "
     "SIGINT / SIGTERM / SIGHUP (nothing pushed); 141 its output closed (nothing pushed); "

@@ -70,7 +70,40 @@ def run(config: PipelineConfig, run_id: str, report: Callable[[str], None] = pro
         except Exception as error:
             report(f"{node_id:<32} failed  {time.monotonic() - start:6.1f} s  {_first_line(error)}")
             raise
-        report(f"{node_id:<32} {_state(connection, info):<7} {time.monotonic() - start:6.1f} s")
+        state = _state(connection, info)
+        report(f"{node_id:<32} {state:<7} {time.monotonic() - start:6.1f} s")
+        served = already_served(config, info) if node_id == names.TRAINER and state == "cached" else None
+        if served:
+            from flowers.runs import records, results
+
+            results.mark_unchanged(records.store_for(config), run_id, served)
+            report(f"nothing new: the cached Trainer's model is version {served}, the one served; "
+                   "no evaluation, no push (`flowers run --force` trains and evaluates anyway)")
+            return
+
+
+def already_served(config: PipelineConfig, info) -> str | None:
+    """The served version, when it was pushed from the model this (cached)
+    Trainer hands on by a run with these same settings: the data, the
+    settings and everything upstream are what produced it, so nothing is new."""
+    import json
+
+    from flowers import settings
+    from flowers.runs import records, results, rollback
+
+    store = records.store_for(config)
+    versions = rollback.pushed_versions(config.serving_dir)
+    models = records.output_ids(store, info.execution_id, "model")
+    if not models or not versions or records.pushed_version(store, models[-1]) != versions[-1]:
+        return None
+    pusher = next((s for s in map(lambda r: results.summarize(store, r), reversed(records.run_ids(store)))
+                   if s.pushed_version == versions[-1]), None)
+    now = json.loads(json.dumps(settings.values(config)))  # as recorded: lists, not tuples
+
+    def what(values: dict) -> dict:  # where the run writes is not what it makes
+        return {k: v for k, v in values.items() if k != "output_dir"}
+
+    return versions[-1] if pusher is not None and what(pusher.settings) == what(now) else None
 
 
 def _state(connection, info) -> str:

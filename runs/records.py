@@ -244,6 +244,12 @@ def pushed_version(store: mlmd.MetadataStore, model_id: int) -> str | None:
     return None
 
 
+def output_ids(store: mlmd.MetadataStore, execution_id: int, key: str) -> list[int]:
+    """The ids of the artifacts an execution wrote as output `key`."""
+    events = store.get_events_by_execution_ids([execution_id])
+    return sorted(e.artifact_id for e in events if e.type in _OUTPUTS and e.path.steps and e.path.steps[0].key == key)
+
+
 def pushed_destinations(store: mlmd.MetadataStore) -> set[str]:
     """Every serving folder a Pusher recorded as pushed."""
     return {

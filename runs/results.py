@@ -24,6 +24,7 @@ STATE_PROPERTY = "flowers_state"
 SUMMARY_PROPERTY = "flowers_summary"
 SPANS_PROPERTY = "flowers_spans"
 SETTINGS_PROPERTY = "flowers_settings"
+NOTE_PROPERTY = "flowers_note"  # why a run ended as it did, where no artifact says (unchanged)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +99,7 @@ def summarize(store: mlmd.MetadataStore, run_id: str, live_run: str | None = Non
         seconds=run.seconds,
         settings=recorded_settings(context),
         tflite=counts.get("tflite"),
+        note=context.custom_properties[NOTE_PROPERTY].string_value if NOTE_PROPERTY in context.custom_properties else None,
     )
 
 
@@ -161,6 +163,14 @@ def recorded_settings(context) -> dict:
     if SETTINGS_PROPERTY not in context.custom_properties:
         return {}
     return json.loads(context.custom_properties[SETTINGS_PROPERTY].string_value)
+
+
+def mark_unchanged(store: mlmd.MetadataStore, run_id: str, version: str) -> None:
+    """Record that the run stopped after a cached Trainer whose model is the served `version`."""
+    context = records.run_context(store, run_id)
+    context.custom_properties[STATE_PROPERTY].string_value = State.UNCHANGED.value
+    context.custom_properties[NOTE_PROPERTY].string_value = f"version {version} is already this model"
+    store.put_contexts([context])
 
 
 def record_summary(store: mlmd.MetadataStore, summary: RunSummary) -> None:
@@ -257,6 +267,8 @@ def summary_lines(summary: RunSummary) -> list[str]:
     """The summary a run prints at its end."""
     acc = "n/a" if summary.accuracy is None else f"{summary.accuracy:.4f}"
     lines = [f"run:            {summary.run_id}", f"state:          {summary.state}"]
+    if summary.note:
+        lines.append(f"note:           {summary.note}")
     if summary.spans:
         lines.append(f"spans:          {', '.join(map(str, summary.spans))}")
     if summary.train_examples is not None:
