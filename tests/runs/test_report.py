@@ -16,7 +16,7 @@ import pytest
 
 from conftest import flowers_cli
 from flowers import features, outcome
-from flowers.runs import records, report, results
+from flowers.runs import records, report, report_data, report_html, results
 from flowers.cli.main import main
 
 SAMPLE_EXAMPLES = 250  # data/sample: 50 photos per class
@@ -96,7 +96,7 @@ def test_training_plot_marks_the_phase_boundary():
         "val_loss": [1.8, 1.4, 1.3, 1.1], "val_accuracy": [0.4, 0.5, 0.6, 0.65],
         "phase": ["head", "head", "fine_tune", "fine_tune"],
     }
-    png = report._training_plot(history)
+    png = report_html.training_plot(history)
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
 
 
@@ -238,7 +238,7 @@ def test_mistakes_are_the_eval_images_the_model_got_wrong(first):
     # The serving signature agrees with TFMA (through serving_examples) on every image.
     assert wrong == round((1 - summary.accuracy) * checked)
     figures = page.all("wrong")
-    assert len(figures) == min(wrong, report.MAX_WRONG_SHOWN)
+    assert len(figures) == min(wrong, report_data.MAX_WRONG_SHOWN)
     confidences = [float(f["confidence"]) for f in figures]
     assert confidences == sorted(confidences, reverse=True)
     for f in figures:
@@ -330,7 +330,7 @@ def test_calibration_bins_and_expected_error():
     """Two bins: 0.95-confident and always right, 0.55-confident and right half the time."""
     confidence = [0.95] * 4 + [0.55] * 4
     correct = [True] * 4 + [True, False, True, False]
-    ece, rows = report.calibration(confidence, correct)
+    ece, rows = report_data.calibration(confidence, correct)
     assert [(round(low, 1), n) for low, _, n, _, _ in rows] == [(0.5, 4), (0.9, 4)]
     assert ece == pytest.approx(0.5 * 0.05 + 0.5 * 0.05)
 
