@@ -120,7 +120,7 @@ def write_checked(
             f.write(content)
     progress.say(
         reason
-        or f"TFLite ({quantization}): {len(content) / 2**20:.2f} MiB, eval accuracy {lite_accuracy:.4f} "
+        or f"TFLite ({quantization}): {len(content) / 2**20:.2f} MiB, validation accuracy {lite_accuracy:.4f} "
         f"(SavedModel {keras_accuracy:.4f}, {count} images)"
     )
     return check
