@@ -172,8 +172,10 @@ def rollback(version: str | None, output_dir: str | None) -> None:
 @click.option("--beam-arg", "beam_args", multiple=True, help="A Beam pipeline argument for --beam (repeatable; default: the local DirectRunner).")
 @click.option("--tflite", is_flag=True,
               help="Use the model's model.tflite (what a phone runs) instead of the SavedModel.")
+@click.option("--unsure-below", type=click.FloatRange(0, 1), metavar="P",
+              help="Mark rows whose top probability is under P as \"unsure\" (the report's calibration says how far to trust it).")
 def predict(inputs: tuple[str, ...], model_dir: str | None, output_dir: str | None, out_file: str | None, fmt: str | None,
-            batch_size: int, beam: bool, beam_args: tuple[str, ...], tflite: bool) -> None:
+            batch_size: int, beam: bool, beam_args: tuple[str, ...], tflite: bool, unsure_below: float | None) -> None:
     """Classify image files with a pushed model: files, and folders searched
     recursively for .jpg/.jpeg/.png/.gif/.bmp files. One row per file, JSON
     lines or CSV, to stdout or --out; a file that cannot be read as an image
@@ -185,6 +187,8 @@ def predict(inputs: tuple[str, ...], model_dir: str | None, output_dir: str | No
         raise click.UsageError("--beam writes its rows to a file: give --out")
     if beam and tflite:
         raise click.UsageError("--beam runs the SavedModel: leave out --tflite")
+    if beam and unsure_below is not None:
+        raise click.UsageError("--unsure-below marks rows classified here: leave out --beam")
     model_dir = model_dir or predict.newest_pushed_model(output_config(output_dir))
     paths, passed_over = predict.list_images(inputs)
     if passed_over:
@@ -202,6 +206,12 @@ def predict(inputs: tuple[str, ...], model_dir: str | None, output_dir: str | No
             classify = tflite_rows.predict_files
         else:
             classify = predict.predict_files
+        if unsure_below is not None:
+            plain = classify
+
+            def classify(*args):
+                return predict.mark_unsure(plain(*args), unsure_below)
+
         rows, failed = _predict_rows(predict, classify, model_dir, paths, out_file, fmt, batch_size)
     if failed:
         click.echo(f"{failed} of {rows} file(s) could not be classified", err=True)

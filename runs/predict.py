@@ -27,8 +27,17 @@ FORMATS = ("jsonl", "csv")
 PROBABILITY_PREFIX = "p_"
 CSV_COLUMNS = (
     "file", "model_version", "class", "class_id", "confidence",
-    *(PROBABILITY_PREFIX + name for name in features.CLASS_NAMES), "error",
+    *(PROBABILITY_PREFIX + name for name in features.CLASS_NAMES), "error", "unsure",
 )
+
+
+def mark_unsure(rows, below: float):
+    """Rows with `unsure` true where the top class's probability is under
+    `below` (the report's calibration section shows how far to trust it)."""
+    for row in rows:
+        if "confidence" in row:
+            row["unsure"] = row["confidence"] < below
+        yield row
 
 
 class ModelError(ValueError):

@@ -241,3 +241,10 @@ def test_pushed_model_over_a_folder_in_process_and_with_beam(pushed_model, folde
             continue
         assert row["class"] == rows[path]["class"] and row["model_version"] == version
         assert row["confidence"] == pytest.approx(float(rows[path]["confidence"]), abs=1e-5)
+
+
+def test_rows_under_the_confidence_floor_are_marked_unsure():
+    rows = [{"file": "a", "confidence": 0.9}, {"file": "b", "confidence": 0.4}, {"file": "c", "error": "not an image"}]
+    marked = list(predict.mark_unsure(rows, 0.5))
+    assert [r.get("unsure") for r in marked] == [False, True, None]
+    assert predict.CSV_COLUMNS[-1] == "unsure"
