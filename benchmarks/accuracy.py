@@ -23,6 +23,7 @@ with the model), Trainer and total pipeline seconds, for both recipes, and the
 head-to-head gain, and the commit it ran. Not a test: on the 2,922 photos it
 takes about 13 minutes on 2 cores (production ~8, lab ~4, conversion <1).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,7 +36,6 @@ import tempfile
 import time
 
 from common import DEFAULT_PHOTOS, REPO, commit, component_seconds, say
-
 
 # The lab's recipe, expressed in the pipeline's own configuration.
 LAB = {
@@ -60,8 +60,14 @@ def main(argv=None) -> None:
     parser.add_argument("photos", nargs="?", help="photo folder (<class>/<photo>.jpg)")
     parser.add_argument("--work", help="folder for shards and pipeline outputs (default: a new temp folder)")
     parser.add_argument("--recipes", default="production,lab", help="comma-separated subset of production,lab")
-    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a production setting (the lab's recipe is fixed)")
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a production setting (the lab's recipe is fixed)",
+    )
     parser.add_argument("--child", nargs=3, metavar=("OVERRIDES", "DATA_ROOT", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -124,7 +130,9 @@ def _run(name: str, overrides: dict, data_root: str, out: str) -> dict:
     with open(log_path, "w") as log:
         done = subprocess.run(
             [sys.executable, os.path.abspath(__file__), "--child", json.dumps(overrides), data_root, out],
-            stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
         )
     if done.returncode != 0:
         raise SystemExit(f"{name}: the pipeline failed (exit {done.returncode}); see {log_path}")
@@ -139,7 +147,11 @@ def _child(overrides: dict, data_root: str, out: str) -> None:
     from flowers.pipeline import supervisor
     from flowers.runs import records
 
-    config = PipelineConfig(output_dir=os.path.abspath(out)).override({"data.data_root": data_root, "run.enable_cache": False}).override(overrides)
+    config = (
+        PipelineConfig(output_dir=os.path.abspath(out))
+        .override({"data.data_root": data_root, "run.enable_cache": False})
+        .override(overrides)
+    )
     start = time.perf_counter()
     summary = supervisor.run(config, echo=say).summary
     pipeline_s = round(time.perf_counter() - start, 1)
@@ -182,7 +194,10 @@ def degraded_accuracy(model_uri: str, store) -> dict[str, float]:
 
     predict = tf.saved_model.load(os.path.join(model_uri, names.SERVING_FOLDER)).signatures[features.BYTES_SIGNATURE]
     examples = store.get_artifacts_by_type("Examples")[-1]
-    spec = {features.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string), features.CLASS_KEY: tf.io.FixedLenFeature([], tf.int64)}
+    spec = {
+        features.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
+        features.CLASS_KEY: tf.io.FixedLenFeature([], tf.int64),
+    }
     files = tf.io.gfile.glob(f"{examples.uri}/Split-eval/*")
     rows = tf.data.TFRecordDataset(files, compression_type="GZIP").map(lambda r: tf.io.parse_single_example(r, spec))
     kernel = tf.tile(tf.reshape(tf.constant([1.0, 2, 1, 2, 4, 2, 1, 2, 1]) / 16.0, [3, 3, 1, 1]), [1, 1, 3, 1])

@@ -8,6 +8,7 @@ sample) in-memory and on worker processes, N times each, and prints one JSON
 line: the shards' MB, the seconds of each mode and the ratio of the fastest
 of each. Not a test.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,13 +43,19 @@ def main(argv=None) -> None:
                 )
             seconds[mode].append(round(time.perf_counter() - start, 1))
             say(f"{mode}: {seconds[mode][-1]} s")
-    print(json.dumps({
-        "commit": commit(),
-        "data_root": args.data_root,
-        "shards_mb": round(layout.input_mb(args.data_root), 1),
-        "seconds": seconds,
-        "multi_processing_over_in_memory": round(min(seconds["multi_processing"]) / min(seconds["in_memory"]), 2),
-    }))
+    print(
+        json.dumps(
+            {
+                "commit": commit(),
+                "data_root": args.data_root,
+                "shards_mb": round(layout.input_mb(args.data_root), 1),
+                "seconds": seconds,
+                "multi_processing_over_in_memory": round(
+                    min(seconds["multi_processing"]) / min(seconds["in_memory"]), 2
+                ),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

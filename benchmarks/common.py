@@ -2,6 +2,7 @@
 are, the commit measured, per-component seconds of the last run, and the
 progress lines (stderr; the JSON result goes to stdout). The benchmarks run
 as scripts (`python benchmarks/NAME.py`), so this folder is on sys.path."""
+
 from __future__ import annotations
 
 import os
@@ -23,7 +24,9 @@ def component_seconds(store) -> dict[str, float]:
 def commit() -> str | None:
     """The checked-out commit, marked "+dirty" when tracked files differ from it."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True)
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        )
         dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--"], cwd=REPO).returncode != 0
     except (OSError, subprocess.CalledProcessError):
         return None

@@ -22,6 +22,7 @@ the ratios, and whether the goals hold (pipeline <= 1.3x the plain script,
 Trainer throughput >= 0.9x, no component writing over 2x the JPEG bytes,
 Evaluator <= 2x plain prediction). Not a test.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,13 @@ from common import DEFAULT_PHOTOS, commit, component_seconds, say
 
 # Issue 19's goals. The pipeline's fixed costs weigh less as the data grows:
 # 1.5x on a few hundred photos, 1.15x on all 2,922 (--per-class 0).
-GOALS = {"max_wall_ratio": 1.5, "max_wall_ratio_all_photos": 1.15, "min_throughput_ratio": 0.95,
-         "max_bytes_ratio": 2.0, "max_evaluator_ratio": 2.0}
+GOALS = {
+    "max_wall_ratio": 1.5,
+    "max_wall_ratio_all_photos": 1.15,
+    "min_throughput_ratio": 0.95,
+    "max_bytes_ratio": 2.0,
+    "max_evaluator_ratio": 2.0,
+}
 
 
 def main(argv=None) -> None:
@@ -47,10 +53,19 @@ def main(argv=None) -> None:
     parser.add_argument("--work", default="/tmp/flowers-overhead")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--fine-tune-epochs", type=int, default=5)
-    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
-                        help="another training setting, for both sides (e.g. alpha=0.5 to compare with an older default)")
-    parser.add_argument("--pipeline-python", default=sys.executable,
-                        help="the Python whose `flowers` runs the pipeline side (e.g. an older checkout's venv, for a before/after)")
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="another training setting, for both sides (e.g. alpha=0.5 to compare with an older default)",
+    )
+    parser.add_argument(
+        "--pipeline-python",
+        default=sys.executable,
+        help="the Python whose `flowers` runs the pipeline side (e.g. an older checkout's venv, for a before/after)",
+    )
     args = parser.parse_args(argv)
     os.makedirs(args.work, exist_ok=True)
     data_root = _convert(args.photos, args.per_class, os.path.join(args.work, "data"))
@@ -86,9 +101,23 @@ def _pipeline(data_root: str, out: str, settings: dict, python: str) -> dict:
     say(f"pipeline: flowers run into {out}")
     start, epoch_start = time.perf_counter(), time.time()
     done = subprocess.run(
-        [python, "-m", "flowers.cli.main", "run", "--no-cache", "--min-accuracy", "0",
-         "--data-root", data_root, "--output-dir", out, *sets],
-        cwd=os.path.dirname(os.path.dirname(os.path.dirname(python))), capture_output=True, text=True,
+        [
+            python,
+            "-m",
+            "flowers.cli.main",
+            "run",
+            "--no-cache",
+            "--min-accuracy",
+            "0",
+            "--data-root",
+            data_root,
+            "--output-dir",
+            out,
+            *sets,
+        ],
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(python))),
+        capture_output=True,
+        text=True,
     )
     wall = time.perf_counter() - start
     if done.returncode != 0:
@@ -106,12 +135,17 @@ def _examples(out: str) -> dict[str, list]:
 
     store = records.store_for(PipelineConfig(output_dir=out))
     uri = store.get_artifacts_by_type("Examples")[-1].uri
-    spec = {features.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string), features.CLASS_KEY: tf.io.FixedLenFeature([], tf.int64)}
+    spec = {
+        features.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
+        features.CLASS_KEY: tf.io.FixedLenFeature([], tf.int64),
+    }
     split = {}
     names = ("train", "validation", "eval") if tf.io.gfile.glob(f"{uri}/Split-validation") else ("train", "eval")
     for name in names:
         files = tf.io.gfile.glob(f"{uri}/Split-{name}/*")
-        rows = tf.data.TFRecordDataset(files, compression_type="GZIP").map(lambda r: tf.io.parse_single_example(r, spec))
+        rows = tf.data.TFRecordDataset(files, compression_type="GZIP").map(
+            lambda r: tf.io.parse_single_example(r, spec)
+        )
         split[name] = [(r[features.IMAGE_KEY].numpy(), int(r[features.CLASS_KEY])) for r in rows]
     return split
 
@@ -197,30 +231,34 @@ def _report(pipeline: dict, plain: dict, data_root: str, out: str, settings: dic
         "max_bytes": round(max(written.values()) / jpeg_bytes, 3),
         "evaluator": round(seconds.get("Evaluator", 0) / plain["predict_seconds"], 3),
     }
-    print(json.dumps({
-        "commit": commit(),
-        "settings": settings,
-        "train_images": plain["train_images"],
-        "pipeline_wall_s": round(pipeline["wall"], 1),
-        "command_to_first_component_s": round(first_start, 1),
-        "plain_wall_s": round(plain["wall"], 1),
-        "trainer_fit_s": round(trainer_fit, 1),
-        "plain_fit_s": round(plain["fit_seconds"], 1),
-        "trainer_images_per_s": round(trainer_ips, 1),
-        "plain_images_per_s": round(plain_ips, 1),
-        "plain_predict_eval_s": round(plain["predict_seconds"], 1),
-        "eval_images": plain["eval_images"],
-        "component_s": seconds,
-        "input_jpeg_bytes": jpeg_bytes,
-        "bytes_written": written,
-        "ratios": ratios,
-        "goals_met": {
-            "wall": ratios["wall"] <= GOALS["max_wall_ratio_all_photos" if all_photos else "max_wall_ratio"],
-            "trainer_throughput": ratios["trainer_throughput"] >= GOALS["min_throughput_ratio"],
-            "bytes": ratios["max_bytes"] <= GOALS["max_bytes_ratio"],
-            "evaluator": ratios["evaluator"] <= GOALS["max_evaluator_ratio"],
-        },
-    }))
+    print(
+        json.dumps(
+            {
+                "commit": commit(),
+                "settings": settings,
+                "train_images": plain["train_images"],
+                "pipeline_wall_s": round(pipeline["wall"], 1),
+                "command_to_first_component_s": round(first_start, 1),
+                "plain_wall_s": round(plain["wall"], 1),
+                "trainer_fit_s": round(trainer_fit, 1),
+                "plain_fit_s": round(plain["fit_seconds"], 1),
+                "trainer_images_per_s": round(trainer_ips, 1),
+                "plain_images_per_s": round(plain_ips, 1),
+                "plain_predict_eval_s": round(plain["predict_seconds"], 1),
+                "eval_images": plain["eval_images"],
+                "component_s": seconds,
+                "input_jpeg_bytes": jpeg_bytes,
+                "bytes_written": written,
+                "ratios": ratios,
+                "goals_met": {
+                    "wall": ratios["wall"] <= GOALS["max_wall_ratio_all_photos" if all_photos else "max_wall_ratio"],
+                    "trainer_throughput": ratios["trainer_throughput"] >= GOALS["min_throughput_ratio"],
+                    "bytes": ratios["max_bytes"] <= GOALS["max_bytes_ratio"],
+                    "evaluator": ratios["evaluator"] <= GOALS["max_evaluator_ratio"],
+                },
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ by the Evaluator on the same eval examples. Prints one JSON line: per run, eval
 accuracy, epochs, the Keras fit seconds, the Trainer's and the whole run's
 seconds, and the warm-start line the Trainer logged. Not a test.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,9 @@ from common import DEFAULT_PHOTOS, REPO, commit, component_seconds, say
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("photos", nargs="?", default=DEFAULT_PHOTOS)
-    parser.add_argument("--per-class", type=int, default=0, help="photos per class in each span (0: half of each class)")
+    parser.add_argument(
+        "--per-class", type=int, default=0, help="photos per class in each span (0: half of each class)"
+    )
     parser.add_argument("--work", default="/tmp/flowers-warm-start")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
@@ -94,8 +97,21 @@ def _run(out: str, data_root: str, sets: list[str]) -> dict:
     say(f"flowers run into {out} {' '.join(sets)}")
     start = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "flowers.cli.main", "run", "--no-cache", "--data-root", data_root, "--output-dir", out, *sets],
-        cwd=REPO, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "flowers.cli.main",
+            "run",
+            "--no-cache",
+            "--data-root",
+            data_root,
+            "--output-dir",
+            out,
+            *sets,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     wall = round(time.perf_counter() - start, 1)
     if done.returncode not in (0, 3):

@@ -6,6 +6,7 @@ where things live (URIs, an image).
 Submit and schedule check their input and ask the endpoint once (a few
 seconds at most) before compiling, so a typo or an unreachable host fails
 before TensorFlow loads."""
+
 from __future__ import annotations
 
 import functools
@@ -23,6 +24,7 @@ from flowers.kubeflow.client import DEFAULT_EXPERIMENT, KubeflowError  # light: 
 @click.group()
 def kubeflow() -> None:
     """Kubeflow Pipelines: compile (KFP v2 spec), preflight, submit, schedule, runs."""
+
 
 DEFAULT_PACKAGE = "outputs/kubeflow/flowers.yaml"
 
@@ -113,7 +115,9 @@ def _check_parameters(params: Sequence[str]) -> dict:
         if not sep:
             raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--param")
         if name not in PARAMETERS:
-            raise click.BadParameter(f"unknown runtime parameter {name!r}; known: {', '.join(sorted(PARAMETERS))}", param_hint="--param")
+            raise click.BadParameter(
+                f"unknown runtime parameter {name!r}; known: {', '.join(sorted(PARAMETERS))}", param_hint="--param"
+            )
         found[name] = value
     return found
 
@@ -151,7 +155,9 @@ def compile_command(package: str, image, beam_args, backend, **options) -> None:
 
 @kubeflow.command()
 @click.argument("package", type=click.Path(exists=True, dir_okay=False))
-@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Set a runtime parameter of this run, as for submit.")
+@click.option(
+    "--param", "params", multiple=True, metavar="NAME=VALUE", help="Set a runtime parameter of this run, as for submit."
+)
 @click.option(
     "--pipeline-root",
     type=click.Path(file_okay=False),
@@ -194,14 +200,23 @@ def preflight(package, params, pipeline_root, path_maps, backend, kfp_version, v
             raise click.BadParameter(f"{item!r} is not IMAGE_PATH=LOCAL_PATH", param_hint="--path-map")
         mapping[image_path] = local
     result = pf.run(
-        package, pipeline_root, params, mapping, echo=click.echo, verbose=verbose, backend=backend, kfp_version=kfp_version
+        package,
+        pipeline_root,
+        params,
+        mapping,
+        echo=click.echo,
+        verbose=verbose,
+        backend=backend,
+        kfp_version=kfp_version,
     )
     if result.failed_task:
         failed = result.tasks[-1]
         click.echo(f"task {result.failed_task} failed; the end of {failed.log}:", err=True)
         for line in pf.tail(failed.log):
             click.echo(f"  {line}", err=True)
-        click.echo(f"preflight failed at task {result.failed_task}" + (" (data refused)" if result.data_refused else ""))
+        click.echo(
+            f"preflight failed at task {result.failed_task}" + (" (data refused)" if result.data_refused else "")
+        )
     else:
         click.echo(f"blessed:    {'n/a' if result.blessed is None else ('yes' if result.blessed else 'no')}")
         for failure in result.gate_failures:
@@ -215,7 +230,9 @@ def preflight(package, params, pipeline_root, path_maps, backend, kfp_version, v
 @connection_options
 @click.option("--experiment", default=DEFAULT_EXPERIMENT, show_default=True)
 @click.option("--run-name", help="Display name of the run (default: package name and time).")
-@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Set a runtime parameter of this run directly.")
+@click.option(
+    "--param", "params", multiple=True, metavar="NAME=VALUE", help="Set a runtime parameter of this run directly."
+)
 @_kubeflow_errors
 def submit(package, image, beam_args, host, namespace, experiment, run_name, params, **options) -> None:
     """Compile, then start one run on Kubeflow Pipelines."""
@@ -238,9 +255,13 @@ def submit(package, image, beam_args, host, namespace, experiment, run_name, par
 @click.option("--experiment", default=DEFAULT_EXPERIMENT, show_default=True)
 @click.option("--max-concurrency", default=1, show_default=True, help="Runs of this schedule allowed at once.")
 @click.option("--catchup/--no-catchup", default=False, show_default=True, help="Backfill the runs missed while paused.")
-@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Set a runtime parameter of every run directly.")
+@click.option(
+    "--param", "params", multiple=True, metavar="NAME=VALUE", help="Set a runtime parameter of every run directly."
+)
 @_kubeflow_errors
-def schedule(package, image, beam_args, host, namespace, cron, name, experiment, max_concurrency, catchup, params, **options) -> None:
+def schedule(
+    package, image, beam_args, host, namespace, cron, name, experiment, max_concurrency, catchup, params, **options
+) -> None:
     """Compile, then create a recurring run (scheduled retraining)."""
     from flowers.kubeflow import client as kfp_client
 
@@ -284,14 +305,18 @@ def runs(host, namespace, experiment, limit) -> None:
 
 
 @kubeflow.command()
-@click.option("--output-dir", required=True,
-              help="The pipeline's output dir on Kubeflow (gs://...); the model is its serving/ folder.")
+@click.option(
+    "--output-dir",
+    required=True,
+    help="The pipeline's output dir on Kubeflow (gs://...); the model is its serving/ folder.",
+)
 @click.option("--name", default="flowers", show_default=True, help="The InferenceService's name.")
 @click.option("--namespace", help="Kubernetes namespace (default: kubectl's).")
 @click.option("--service-account", help="A service account that can read --output-dir (e.g. with GCS credentials).")
 @click.option("--runtime-version", help="TF Serving image tag (default: the cluster's serving runtime's).")
-def kserve(output_dir: str, name: str, namespace: str | None, service_account: str | None,
-           runtime_version: str | None) -> None:
+def kserve(
+    output_dir: str, name: str, namespace: str | None, service_account: str | None, runtime_version: str | None
+) -> None:
     """Print a KServe InferenceService (TensorFlow predictor) that serves the
     pushed versions with TF Serving's REST API, as `flowers serve` does
     locally. Apply it with `kubectl apply -f -`."""
@@ -299,7 +324,10 @@ def kserve(output_dir: str, name: str, namespace: str | None, service_account: s
     from flowers.kubeflow import kserve as kserve_lib
 
     manifest = kserve_lib.inference_service(
-        name, PipelineConfig(output_dir=output_dir).serving_dir,
-        namespace or "", service_account or "", runtime_version or "",
+        name,
+        PipelineConfig(output_dir=output_dir).serving_dir,
+        namespace or "",
+        service_account or "",
+        runtime_version or "",
     )
     click.echo(kserve_lib.to_yaml(manifest), nl=False)

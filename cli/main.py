@@ -4,6 +4,7 @@ below it, and the `kubeflow` group registered from flowers.cli.kubeflow.
 Imports only light modules at load time (click, the config): a bad setting is
 refused before TensorFlow or TFX is imported.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -14,10 +15,10 @@ from typing import Sequence
 import click
 
 from flowers import outcome, outputs
-from flowers.config import DEFAULT_SHARDS, DataConfig, PipelineConfig, bounds
 from flowers.cli.kubeflow import kubeflow
 from flowers.cli.options import build_config, config_options, output_config, output_dir_option
 from flowers.cli.settings import config as config_group
+from flowers.config import DEFAULT_SHARDS, DataConfig, PipelineConfig, bounds
 from flowers.outputs import OutputDirBusy
 from flowers.runs import serving_settings  # light: the server loads on use
 
@@ -55,8 +56,13 @@ cli.add_command(config_group)
 
 @cli.command(epilog=outcome.HELP)
 @config_options
-@click.option("--no-cache", "--force", "no_cache", is_flag=True,
-              help="Run every component again, even if its inputs are unchanged (a run with nothing new pushes nothing).")
+@click.option(
+    "--no-cache",
+    "--force",
+    "no_cache",
+    is_flag=True,
+    help="Run every component again, even if its inputs are unchanged (a run with nothing new pushes nothing).",
+)
 @click.option("--tune", is_flag=True, help="Add the Tuner (KerasTuner) stage before the Trainer.")
 @click.option("--verbose", is_flag=True, help="Show TensorFlow, TFX and Beam logs live (always in the run log).")
 def run(no_cache: bool, tune: bool, verbose: bool, **options) -> None:
@@ -87,19 +93,23 @@ def run_and_report(config: PipelineConfig, verbose: bool = False) -> int:
 @output_dir_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per run.")
 @click.option(
-    "--columns", "-c", default="", metavar="KEY,...",
+    "--columns",
+    "-c",
+    default="",
+    metavar="KEY,...",
     help="Settings to show as columns, e.g. training.epochs,gates.min_accuracy (`flowers config docs` lists them).",
 )
 def history(output_dir: str | None, as_json: bool, columns: str) -> None:
     """Past runs from ML Metadata: state, accuracy, duration, settings and where each model went."""
-    from flowers.runs import records, results
-
     from flowers.config import setting_keys
+    from flowers.runs import records, results
 
     shown = tuple(c.strip() for c in columns.split(",") if c.strip())
     unknown = [c for c in shown if c not in setting_keys()]
     if unknown:
-        raise click.BadParameter(f"unknown setting {unknown[0]} (`flowers config docs` lists them)", param_hint="--columns")
+        raise click.BadParameter(
+            f"unknown setting {unknown[0]} (`flowers config docs` lists them)", param_hint="--columns"
+        )
     config = output_config(output_dir)
     store = records.store_for(config)
     live = outputs.RunLock.live_run(config.output_dir)
@@ -109,7 +119,11 @@ def history(output_dir: str | None, as_json: bool, columns: str) -> None:
         try:
             summary = results.summarize(store, run_id, live_run=live)
         except Exception as e:  # one unreadable run never hides the others
-            click.echo(json.dumps({"run_id": run_id, "state": "unreadable", "error": str(e)}) if as_json else f"{run_id}  unreadable: {e}")
+            click.echo(
+                json.dumps({"run_id": run_id, "state": "unreadable", "error": str(e)})
+                if as_json
+                else f"{run_id}  unreadable: {e}"
+            )
             continue
         click.echo(json.dumps(dataclasses.asdict(summary)) if as_json else results.history_row(summary, shown))
 
@@ -161,21 +175,59 @@ def rollback(version: str | None, output_dir: str | None) -> None:
     click.echo(rolling.describe(rolling.rollback(output_config(output_dir), version)))
 
 
-@cli.command(epilog="Exit codes: 0 every file was classified; 1 some file could not be (its row has an \"error\"); 2 bad usage.")
+@cli.command(
+    epilog='Exit codes: 0 every file was classified; 1 some file could not be (its row has an "error"); 2 bad usage.'
+)
 @click.argument("inputs", metavar="PATH...", nargs=-1, required=True)
 @click.option("--model", "model_dir", help="A SavedModel folder (default: the newest pushed model).")
 @output_dir_option
-@click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Write the rows to this file (with a progress bar) instead of stdout.")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), help="Row format  [default: csv if --out ends in .csv, else jsonl]")
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 4096), help="Images per call of the model.")
-@click.option("--beam", is_flag=True, help="Run as an Apache Beam job (RunInference); needs --out. For large folders, or Dataflow.")
-@click.option("--beam-arg", "beam_args", multiple=True, help="A Beam pipeline argument for --beam (repeatable; default: the local DirectRunner).")
-@click.option("--tflite", is_flag=True,
-              help="Use the model's model.tflite (what a phone runs) instead of the SavedModel.")
-@click.option("--unsure-below", type=click.FloatRange(0, 1), metavar="P",
-              help="Mark rows whose top probability is under P as \"unsure\" (the report's calibration says how far to trust it).")
-def predict(inputs: tuple[str, ...], model_dir: str | None, output_dir: str | None, out_file: str | None, fmt: str | None,
-            batch_size: int, beam: bool, beam_args: tuple[str, ...], tflite: bool, unsure_below: float | None) -> None:
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False),
+    help="Write the rows to this file (with a progress bar) instead of stdout.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv"]),
+    help="Row format  [default: csv if --out ends in .csv, else jsonl]",
+)
+@click.option(
+    "--batch-size", default=32, show_default=True, type=click.IntRange(1, 4096), help="Images per call of the model."
+)
+@click.option(
+    "--beam",
+    is_flag=True,
+    help="Run as an Apache Beam job (RunInference); needs --out. For large folders, or Dataflow.",
+)
+@click.option(
+    "--beam-arg",
+    "beam_args",
+    multiple=True,
+    help="A Beam pipeline argument for --beam (repeatable; default: the local DirectRunner).",
+)
+@click.option(
+    "--tflite", is_flag=True, help="Use the model's model.tflite (what a phone runs) instead of the SavedModel."
+)
+@click.option(
+    "--unsure-below",
+    type=click.FloatRange(0, 1),
+    metavar="P",
+    help='Mark rows whose top probability is under P as "unsure" (the report\'s calibration says how far to trust it).',
+)
+def predict(
+    inputs: tuple[str, ...],
+    model_dir: str | None,
+    output_dir: str | None,
+    out_file: str | None,
+    fmt: str | None,
+    batch_size: int,
+    beam: bool,
+    beam_args: tuple[str, ...],
+    tflite: bool,
+    unsure_below: float | None,
+) -> None:
     """Classify image files with a pushed model: files, and folders searched
     recursively for .jpg/.jpeg/.png/.gif/.bmp files. One row per file, JSON
     lines or CSV, to stdout or --out; a file that cannot be read as an image
@@ -197,7 +249,9 @@ def predict(inputs: tuple[str, ...], model_dir: str | None, output_dir: str | No
         raise click.UsageError(f"no images to classify in {', '.join(inputs)} (.jpg, .jpeg, .png, .gif or .bmp files)")
     fmt = predict.format_for(out_file, fmt)
     if beam:
-        rows, failed = predict.predict_with_beam(model_dir, paths, out_file, fmt, beam_args or LOCAL_BEAM_ARGS, batch_size)
+        rows, failed = predict.predict_with_beam(
+            model_dir, paths, out_file, fmt, beam_args or LOCAL_BEAM_ARGS, batch_size
+        )
         click.echo(f"wrote {rows} row(s) to {out_file}", err=True)
     else:
         if tflite:
@@ -218,8 +272,9 @@ def predict(inputs: tuple[str, ...], model_dir: str | None, output_dir: str | No
         sys.exit(outcome.FAILED)
 
 
-def _predict_rows(predict, classify, model_dir: str, paths: list[str], out_file: str | None, fmt: str,
-                  batch_size: int) -> tuple[int, int]:
+def _predict_rows(
+    predict, classify, model_dir: str, paths: list[str], out_file: str | None, fmt: str, batch_size: int
+) -> tuple[int, int]:
     """Rows to stdout, or to `out_file` under a progress bar (stderr); (rows, failed)."""
     rows = failed = 0
     out = open(out_file, "w", newline="") if out_file else None
@@ -256,21 +311,62 @@ class _no_bar:
 @cli.command(epilog="Stops on SIGTERM or Ctrl-C once the requests in flight are answered (exit 0). docs/serving.md")
 @output_dir_option
 @click.option("--host", default=serving_settings.DEFAULT_HOST, show_default=True)
-@click.option("--port", default=serving_settings.DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535),
-              help="TF Serving's REST port by default.")
-@click.option("--versions", "policy", default="latest", show_default=True,
-              help="Which versions: latest, latest:N, all, or numbers like 3,5 (TF Serving's version policy).")
-@click.option("--poll-seconds", default=serving_settings.POLL_SECONDS, show_default=True,
-              type=click.FloatRange(0.05, 3600), help="How often serving/ is checked for new or removed versions.")
-@click.option("--max-batch-size", default=serving_settings.BatchingSettings.max_batch_size, show_default=True,
-              type=click.IntRange(1, 4096), help="Images per model call; a larger request is refused.")
-@click.option("--batch-timeout-ms", default=serving_settings.BatchingSettings.timeout_s * 1000, show_default=True,
-              type=click.FloatRange(0, 10000), help="Longest wait for a batch to fill.")
-@click.option("--batch-threads", default=serving_settings.BatchingSettings.threads, show_default=True,
-              type=click.IntRange(1, 64), help="Batches run at once.")
-@click.option("--model-name", default=serving_settings.MODEL_NAME, show_default=True, help="The name in /v1/models/NAME.")
-def serve(output_dir: str | None, host: str, port: int, policy: str, poll_seconds: float, max_batch_size: int,
-          batch_timeout_ms: float, batch_threads: int, model_name: str) -> None:
+@click.option(
+    "--port",
+    default=serving_settings.DEFAULT_PORT,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="TF Serving's REST port by default.",
+)
+@click.option(
+    "--versions",
+    "policy",
+    default="latest",
+    show_default=True,
+    help="Which versions: latest, latest:N, all, or numbers like 3,5 (TF Serving's version policy).",
+)
+@click.option(
+    "--poll-seconds",
+    default=serving_settings.POLL_SECONDS,
+    show_default=True,
+    type=click.FloatRange(0.05, 3600),
+    help="How often serving/ is checked for new or removed versions.",
+)
+@click.option(
+    "--max-batch-size",
+    default=serving_settings.BatchingSettings.max_batch_size,
+    show_default=True,
+    type=click.IntRange(1, 4096),
+    help="Images per model call; a larger request is refused.",
+)
+@click.option(
+    "--batch-timeout-ms",
+    default=serving_settings.BatchingSettings.timeout_s * 1000,
+    show_default=True,
+    type=click.FloatRange(0, 10000),
+    help="Longest wait for a batch to fill.",
+)
+@click.option(
+    "--batch-threads",
+    default=serving_settings.BatchingSettings.threads,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Batches run at once.",
+)
+@click.option(
+    "--model-name", default=serving_settings.MODEL_NAME, show_default=True, help="The name in /v1/models/NAME."
+)
+def serve(
+    output_dir: str | None,
+    host: str,
+    port: int,
+    policy: str,
+    poll_seconds: float,
+    max_batch_size: int,
+    batch_timeout_ms: float,
+    batch_threads: int,
+    model_name: str,
+) -> None:
     """Serve the pushed model with TensorFlow Serving's REST API, and a web page at /."""
     from flowers.runs import server
 
@@ -300,9 +396,18 @@ def _report(result) -> None:
 
 def shard_options(fn):
     """Shard-writing options shared by `data convert` and `data add-span`."""
-    fn = click.option("--shards", default=DEFAULT_SHARDS, show_default=True, type=click.IntRange(1, 10000), help="Number of TFRecord shards.")(fn)
+    fn = click.option(
+        "--shards",
+        default=DEFAULT_SHARDS,
+        show_default=True,
+        type=click.IntRange(1, 10000),
+        help="Number of TFRecord shards.",
+    )(fn)
     return click.option(
-        "--image-size", default=DataConfig.image_size, show_default=True, type=click.IntRange(*bounds(DataConfig, "image_size")),
+        "--image-size",
+        default=DataConfig.image_size,
+        show_default=True,
+        type=click.IntRange(*bounds(DataConfig, "image_size")),
         help="Side of the square crop, in pixels.",
     )(fn)
 
@@ -356,6 +461,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except USER_ERRORS as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(outcome.USAGE)
+
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,7 @@
 """Click options shared by every command that builds a pipeline config
 (`flowers run`, `flowers kubeflow ...`): light, so a bad setting is refused
 before TensorFlow or TFX is imported."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -19,7 +20,10 @@ def config_options(fn):
         click.option("--epochs", type=int, help="Head-training epochs."),
         click.option("--min-accuracy", type=float, help="Evaluator gate: lowest eval accuracy to bless (0..1)."),
         click.option(
-            "--set", "settings", multiple=True, metavar="KEY=VALUE",
+            "--set",
+            "settings",
+            multiple=True,
+            metavar="KEY=VALUE",
             help="Any setting as section.field=value, e.g. --set training.head=flatten (docs/settings.md).",
         ),
     ]
@@ -28,7 +32,9 @@ def config_options(fn):
     return fn
 
 
-def build_config(data_root=None, output_dir=None, epochs=None, min_accuracy=None, settings: Sequence[str] = ()) -> PipelineConfig:
+def build_config(
+    data_root=None, output_dir=None, epochs=None, min_accuracy=None, settings: Sequence[str] = ()
+) -> PipelineConfig:
     """The defaults, then the settings file (flowers.toml), then the named
     options, then each --set in order."""
     return effective_settings(data_root, output_dir, epochs, min_accuracy, settings)[0]
@@ -36,7 +42,12 @@ def build_config(data_root=None, output_dir=None, epochs=None, min_accuracy=None
 
 def effective_settings(data_root=None, output_dir=None, epochs=None, min_accuracy=None, settings: Sequence[str] = ()):
     """`flowers.settings.effective` for these options: (config, sources, file)."""
-    named = {"data.data_root": data_root, "output_dir": output_dir, "training.epochs": epochs, "gates.min_accuracy": min_accuracy}
+    named = {
+        "data.data_root": data_root,
+        "output_dir": output_dir,
+        "training.epochs": epochs,
+        "gates.min_accuracy": min_accuracy,
+    }
     values = {k: v for k, v in named.items() if v is not None}
     for item in settings:
         key, sep, value = item.partition("=")

@@ -1,5 +1,6 @@
 """`flowers config`: the effective settings and where each came from, and
 the reference of every setting (generated from core/config.py)."""
+
 from __future__ import annotations
 
 import click

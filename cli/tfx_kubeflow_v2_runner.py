@@ -9,6 +9,7 @@ outputs/kubeflow/flowers.json; `pipeline create` keeps its own copy under
 ~/tfx/vertex/flowers/). Settings come from $FLOWERS_SETTINGS, written like
 `--set`: "output_dir=gs://bucket/flowers image=gcr.io/project/flowers:1".
 """
+
 from __future__ import annotations
 
 if __name__ == "__main__":

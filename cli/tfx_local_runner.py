@@ -11,6 +11,7 @@ LocalDagRunner.run patched to record the pipeline; `tfx run create` (or
 same progress, summary and exit codes (`tfx run create` itself turns any
 non-zero code into 1: schedulers should run this file or `flowers run`).
 """
+
 from __future__ import annotations
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The anomalies ExampleValidator recorded, in a line each per split and
 feature. Apart from the gate so that reading a run back (history, report)
 does not import TFX."""
+
 from __future__ import annotations
 
 import os
@@ -14,7 +15,7 @@ def describe_anomalies(uri: str) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for path in sorted(tf.io.gfile.glob(f"{uri}/Split-*/SchemaDiff.pb")):
         anomalies = anomalies_pb2.Anomalies.FromString(tf.io.gfile.GFile(path, "rb").read())
-        split = os.path.basename(os.path.dirname(path))[len("Split-"):]
+        split = os.path.basename(os.path.dirname(path))[len("Split-") :]
         lines = [f"{name}: {_reasons(info)}" for name, info in sorted(anomalies.anomaly_info.items())]
         if anomalies.HasField("dataset_anomaly_info"):
             lines.append(f"(dataset): {_reasons(anomalies.dataset_anomaly_info)}")
@@ -29,7 +30,9 @@ def _reasons(info) -> str:
     texts = [
         # A custom validation's own words are its short description; its
         # description only repeats the SQL.
-        r.short_description if r.type == anomalies_pb2.AnomalyInfo.CUSTOM_VALIDATION else (r.description or r.short_description)
+        r.short_description
+        if r.type == anomalies_pb2.AnomalyInfo.CUSTOM_VALIDATION
+        else (r.description or r.short_description)
         for r in info.reason
     ]
     return "; ".join(texts) or info.description

@@ -9,12 +9,12 @@ folder is also the truth about what ships. With nothing pushed yet it hands
 the candidate itself over as its own baseline: every change is then zero and
 the change gate passes, and the artifact says so (`pushed_version` empty).
 """
+
 import os
 
 from tfx import v1 as tfx
 
 from flowers.components import names
-
 
 
 def newest_version(push_destination: str) -> str | None:
@@ -23,7 +23,9 @@ def newest_version(push_destination: str) -> str | None:
 
     if not tf.io.gfile.isdir(push_destination):
         return None
-    versions = sorted((v.rstrip("/") for v in tf.io.gfile.listdir(push_destination) if v.rstrip("/").isdigit()), key=int)
+    versions = sorted(
+        (v.rstrip("/") for v in tf.io.gfile.listdir(push_destination) if v.rstrip("/").isdigit()), key=int
+    )
     for version in reversed(versions):
         if tf.io.gfile.exists(f"{push_destination.rstrip('/')}/{version}/saved_model.pb"):
             return version
@@ -41,6 +43,8 @@ def LatestPushedModel(
     from tfx.utils import io_utils
 
     version = newest_version(push_destination)
-    source = f"{push_destination.rstrip('/')}/{version}" if version else os.path.join(candidate.uri, names.SERVING_FOLDER)
+    source = (
+        f"{push_destination.rstrip('/')}/{version}" if version else os.path.join(candidate.uri, names.SERVING_FOLDER)
+    )
     io_utils.copy_dir(source, os.path.join(baseline.uri, names.SERVING_FOLDER))
     baseline.set_string_custom_property(names.PUSHED_VERSION, version or "")

@@ -1,4 +1,5 @@
 """TFMA configuration: what the Evaluator measures and the gates a model must pass."""
+
 from __future__ import annotations
 
 import tensorflow_model_analysis as tfma

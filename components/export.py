@@ -6,6 +6,7 @@ The exported SavedModel's signatures take raw JPEG bytes (`serving_default`)
 or serialized tf.Examples (`serving_examples`, used by the Evaluator), so
 serving cannot drift from training.
 """
+
 from __future__ import annotations
 
 import os
@@ -76,6 +77,8 @@ def warm_start(model: keras.Model, weights: str) -> None:
             tf.io.gfile.copy(weights, local)
             model.load_weights(local)
     except (ValueError, KeyError) as error:  # another backbone, head or image size
-        progress.say(f"warm start: the last blessed model does not fit this configuration ({error}); starting from ImageNet")
+        progress.say(
+            f"warm start: the last blessed model does not fit this configuration ({error}); starting from ImageNet"
+        )
         return
     progress.say(f"warm start: from {weights}")

@@ -1,5 +1,6 @@
 """Two-phase fitting: the head on a frozen backbone, then the backbone's top
 at a lower learning rate; early stopping on validation, progress lines."""
+
 from __future__ import annotations
 
 import time
@@ -26,7 +27,9 @@ def fit(model: keras.Model, train: tf.data.Dataset, val: tf.data.Dataset, cfg: T
         )
         return stop, [
             stop,
-            keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3, patience=max(1, cfg.early_stopping_patience - 1)),
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss", factor=0.3, patience=max(1, cfg.early_stopping_patience - 1)
+            ),
             keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"),
             timer,
             EpochReport(phase, timer),
@@ -66,7 +69,9 @@ def _report_stop(phase: str, stop: keras.callbacks.EarlyStopping, fitted) -> Non
         return
     best = fitted.epoch[scores.index(max(scores))] + 1
     if stop.stopped_epoch:
-        progress.say(f"{phase}: early stop after epoch {stop.stopped_epoch + 1}; best epoch {best} (val_accuracy {max(scores):.4f})")
+        progress.say(
+            f"{phase}: early stop after epoch {stop.stopped_epoch + 1}; best epoch {best} (val_accuracy {max(scores):.4f})"
+        )
     else:
         progress.say(f"{phase}: best epoch {best} (val_accuracy {max(scores):.4f})")
 

@@ -1,5 +1,6 @@
 """The Trainer's (and the Tuner's) input pipeline: raw examples decoded by
 the Transform graph once per run, cached, shuffled and batched."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -72,7 +73,11 @@ def input_split(
         xf = tft_layer(batch)
         return tf.cast(xf[features.TRANSFORMED_IMAGE_KEY], _CACHE_DTYPE), xf[features.TRANSFORMED_CLASS_KEY]
 
-    count = count_examples(file_pattern) if not carve else int(raw.reduce(0, lambda n, b: n + tf.shape(b[features.CLASS_KEY])[0]))
+    count = (
+        count_examples(file_pattern)
+        if not carve
+        else int(raw.reduce(0, lambda n, b: n + tf.shape(b[features.CLASS_KEY])[0]))
+    )
     size = image_size(tft_output)
     image_bytes = size * size * 3
     in_memory = count * image_bytes <= cfg.cache_memory_mb * 2**20 or not cache_file

@@ -4,6 +4,7 @@ Nothing here knows about data files; inputs are square RGB images with
 values in [0, 255] (what the Transform graph gives), normalised inside the
 model.
 """
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -117,9 +118,7 @@ class RandomContrast(keras.layers.Layer):
     def call(self, images, training=None):
         if not training:
             return images
-        scale = tf.random.uniform(
-            [tf.shape(images)[0], 1, 1, 1], 1.0 - self.factor, 1.0 + self.factor, seed=self.seed
-        )
+        scale = tf.random.uniform([tf.shape(images)[0], 1, 1, 1], 1.0 - self.factor, 1.0 + self.factor, seed=self.seed)
         mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
         return tf.clip_by_value((images - mean) * scale + mean, -1.0, 1.0)
 
@@ -128,7 +127,9 @@ class RandomContrast(keras.layers.Layer):
 
 
 def backbone_of(model: keras.Model) -> keras.Model:
-    return next(layer for layer in model.layers if isinstance(layer, keras.Model) and layer.name.startswith("mobilenet"))
+    return next(
+        layer for layer in model.layers if isinstance(layer, keras.Model) and layer.name.startswith("mobilenet")
+    )
 
 
 def unfreeze_top(model: keras.Model, cfg: TrainingConfig) -> None:

@@ -6,6 +6,7 @@ They live here, under the pipeline definition's own layer, because the
 readers of finished runs sit below the pipeline (the supervisor records each
 run's summary). Light: no TFX import.
 """
+
 EXAMPLE_GEN = "ImportExampleGen"
 SCHEMA_GEN = "ImportSchemaGen"  # the curated schema; "SchemaGen" when inferred
 INFERRED_SCHEMA_GEN = "SchemaGen"

@@ -9,6 +9,7 @@ model. Here the model is copied into a hidden folder beside the versions
 step. Anything that goes wrong before the rename removes the hidden folder.
 Serving dirs given as URIs (gs://...) have no atomic rename: TFX's own copy.
 """
+
 from __future__ import annotations
 
 import errno

@@ -1,4 +1,5 @@
 """Pick the distribution strategy for the hardware the Trainer finds."""
+
 from __future__ import annotations
 
 import logging

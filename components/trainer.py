@@ -1,6 +1,7 @@
 """TFX Trainer `run_fn`: a short orchestration of named steps (the input
 pipeline in inputs.py, fitting in fit.py, the SavedModel and warm-start
 weights in export.py)."""
+
 from __future__ import annotations
 
 import json
@@ -55,11 +56,21 @@ def _splits(fn_args: tfx.components.FnArgs, tft_output: tft.TFTransformOutput, c
     cache = os.path.join(fn_args.model_run_dir, "decoded-cache")
     percent = fn_args.custom_config.get(VALIDATION_FROM_TRAIN_KEY)
     train = inputs.input_split(
-        fn_args.train_files, fn_args.data_accessor, tft_output, cfg, True, f"{cache}-train",
+        fn_args.train_files,
+        fn_args.data_accessor,
+        tft_output,
+        cfg,
+        True,
+        f"{cache}-train",
         (percent, False) if percent else None,
     )
     val = inputs.input_split(
-        fn_args.eval_files, fn_args.data_accessor, tft_output, cfg, False, f"{cache}-validation",
+        fn_args.eval_files,
+        fn_args.data_accessor,
+        tft_output,
+        cfg,
+        False,
+        f"{cache}-validation",
         (percent, True) if percent else None,
     )
     return train, val

@@ -7,6 +7,7 @@ image with whole-number pixel values in [0, 255] (float32, since TFT stores
 no uint8): the Trainer caches it losslessly as uint8, and the model itself
 normalises it, so training and serving see the very same values.
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping

@@ -10,6 +10,7 @@ KerasTuner here drives Keras 3 while the model is tf.keras (tf_keras), so
 trials run through `run_trial` instead of a KerasTuner HyperModel: none of
 KerasTuner's Keras 3 callbacks ever meet the tf.keras model.
 """
+
 from __future__ import annotations
 
 import logging
@@ -20,8 +21,8 @@ import tensorflow_transform as tft
 import tf_keras as keras
 from tfx import v1 as tfx
 
-from flowers.components import model as model_lib
 from flowers.components import inputs
+from flowers.components import model as model_lib
 from flowers.components.fit import fit
 from flowers.config import TRAINING_CONFIG_KEY, TRIALS_KEY, VALIDATION_FROM_TRAIN_KEY, TrainingConfig
 

@@ -4,6 +4,7 @@
 and class names), `flowers.images` (image ops) and `flowers.weights` (the
 bundled backbone weights) import nothing else of the project.
 """
+
 import os
 
 # TFT's transform layer and TFMA are Keras 2 (tf_keras) objects; TF 2.16 picks

@@ -6,6 +6,7 @@ from the environment. Every field declares what it accepts, and a config
 that breaks a rule cannot be built: a bad setting is refused when it is
 given, before TensorFlow or TFX is imported.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -48,8 +49,17 @@ WEIGHT_CHOICES = ("bundled", "imagenet", "none")
 # open-source Kubeflow Pipelines puts in the pod's limits).
 RESOURCE_COMPONENTS = ("trainer", "transform", "evaluator")
 ACCELERATORS = (
-    "none", "nvidia.com/gpu", "NVIDIA_TESLA_T4", "NVIDIA_TESLA_V100", "NVIDIA_TESLA_P100", "NVIDIA_TESLA_P4",
-    "NVIDIA_TESLA_K80", "NVIDIA_TESLA_A100", "NVIDIA_A100_80GB", "NVIDIA_L4", "NVIDIA_H100_80GB",
+    "none",
+    "nvidia.com/gpu",
+    "NVIDIA_TESLA_T4",
+    "NVIDIA_TESLA_V100",
+    "NVIDIA_TESLA_P100",
+    "NVIDIA_TESLA_P4",
+    "NVIDIA_TESLA_K80",
+    "NVIDIA_TESLA_A100",
+    "NVIDIA_A100_80GB",
+    "NVIDIA_L4",
+    "NVIDIA_H100_80GB",
 )
 
 
@@ -306,7 +316,13 @@ class KubeflowConfig:
                     )
 
 
-SECTIONS = {"data": DataConfig, "gates": GatesConfig, "training": TrainingConfig, "run": RunConfig, "kubeflow": KubeflowConfig}
+SECTIONS = {
+    "data": DataConfig,
+    "gates": GatesConfig,
+    "training": TrainingConfig,
+    "run": RunConfig,
+    "kubeflow": KubeflowConfig,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -325,9 +341,7 @@ class PipelineConfig:
 
     def __post_init__(self):
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.pipeline_name):
-            raise SettingsError(
-                f"setting pipeline_name={self.pipeline_name!r}: letters, digits, '_', '.' and '-' only"
-            )
+            raise SettingsError(f"setting pipeline_name={self.pipeline_name!r}: letters, digits, '_', '.' and '-' only")
         if not self.output_dir:
             raise SettingsError("setting output_dir is empty")
 

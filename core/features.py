@@ -3,6 +3,7 @@
 The raw keys follow the "Keras on TPU" flowers TFRecords, so shards made by
 the labs and by `flowers data convert` are interchangeable.
 """
+
 from __future__ import annotations
 
 IMAGE_KEY = "image"  # JPEG bytes
@@ -38,9 +39,7 @@ def class_id(name: str) -> int:
     try:
         return CLASS_NAMES.index(name)
     except ValueError:
-        raise ValueError(
-            f"unknown class {name!r}: expected one of {', '.join(CLASS_NAMES)}"
-        ) from None
+        raise ValueError(f"unknown class {name!r}: expected one of {', '.join(CLASS_NAMES)}") from None
 
 
 def one_hot(index: int) -> list[float]:

@@ -1,6 +1,7 @@
 """Settings as validated dataclass fields: each field declares what it
 accepts, a config breaking a rule cannot be built, and a CLI string becomes
 the field's type. The machinery under core/config.py's sections."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -54,8 +55,14 @@ def validate(config) -> None:
         if rule.get("choices") and value not in rule["choices"]:
             raise SettingsError(f"setting {field.name}={value!r}: allowed {allowed(type(config), field.name)}")
         low, high = rule.get("low"), rule.get("high")
-        if low is not None and not (low < value if rule["open_low"] else low <= value) or (high is not None and value > high):
-            raise SettingsError(f"setting {field.name}={value!r} is out of range: allowed {allowed(type(config), field.name)}")
+        if (
+            low is not None
+            and not (low < value if rule["open_low"] else low <= value)
+            or (high is not None and value > high)
+        ):
+            raise SettingsError(
+                f"setting {field.name}={value!r} is out of range: allowed {allowed(type(config), field.name)}"
+            )
 
 
 def coerce(cls: type, name: str, value: Any, shown: str = "") -> Any:

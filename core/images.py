@@ -1,6 +1,7 @@
 """Image ops shared by the converter and the Transform graph, so that photos
 are cropped the same way when shards are made and when a model serves.
 (The model normalises its [0, 255] input itself.)"""
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -19,4 +20,3 @@ def decode_and_crop(image_bytes: tf.Tensor, size: int) -> tf.Tensor:
     image = tf.image.resize(image, resized, antialias=True)
     image = tf.image.resize_with_crop_or_pad(image, size, size)
     return tf.clip_by_value(image, 0.0, 255.0)
-

@@ -3,6 +3,7 @@
 The same numbers for `flowers run`, the `tfx` local-engine entry file and
 schedulers reading them (README, "Exit codes").
 """
+
 from __future__ import annotations
 
 import enum

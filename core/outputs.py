@@ -1,6 +1,7 @@
 """The output dir's own layout: one folder per run, and the lock that lets one
 run at a time write there. Pure standard library: the supervisor takes the
 lock, and every reader of finished runs asks it who is running now."""
+
 from __future__ import annotations
 
 import contextlib

@@ -1,4 +1,5 @@
 """Files the project ships in `flowers.data`: the sample, the schema, weights."""
+
 from __future__ import annotations
 
 import importlib.resources

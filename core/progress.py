@@ -5,6 +5,7 @@ A local run's worker process gets a pipe from the supervisor
 run writes goes to its log file. Elsewhere (a Kubeflow pod, a test) the lines
 go to the log.
 """
+
 from __future__ import annotations
 
 import logging

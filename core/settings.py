@@ -10,6 +10,7 @@ and `--set` go on top of the file.
 The reference (`flowers config docs`) is generated from core/config.py
 itself: each field's type, default, rule and the comment above it.
 """
+
 from __future__ import annotations
 
 import dataclasses

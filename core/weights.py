@@ -1,5 +1,6 @@
 """ImageNet MobileNetV2 weights: the bundled file (checked by sha256) or Keras'
 own download for online users."""
+
 from __future__ import annotations
 
 import hashlib

@@ -6,6 +6,7 @@ Runs as a Beam pipeline. Shards are written into a staging folder and moved
 into place only once every shard is complete, so an error leaves no partial
 output behind. Files that do not decode as images are skipped and named.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,10 +19,10 @@ import apache_beam as beam
 import tensorflow as tf
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from flowers.images import decode_and_crop
-from flowers.data import layout
 from flowers import features
 from flowers.config import DEFAULT_SHARDS, DataConfig
+from flowers.data import layout
+from flowers.images import decode_and_crop
 
 SHARD_PREFIX = "flowers"
 _SKIPPED = "skipped"

@@ -6,6 +6,7 @@ or `train/` and `eval/` folders (validation is then carved from train). A run
 ingests the newest span (ExampleGen's `{SPAN}`); the Trainer and Evaluator
 see the latest `span_window` spans ingested so far (pipeline/pipeline.py).
 """
+
 from __future__ import annotations
 
 import glob
@@ -143,7 +144,9 @@ def resolve(config):
     return dataclasses.replace(config, data=dataclasses.replace(data, presplit=presplit))
 
 
-def example_gen_configs(presplit: bool, validation_percent: int, eval_percent: int, span: int = 0, every_span: bool = False):
+def example_gen_configs(
+    presplit: bool, validation_percent: int, eval_percent: int, span: int = 0, every_span: bool = False
+):
     """ImportExampleGen's input, output and range configs, split by hash into
     train / validation / eval unless the spans hold train/ and eval/ folders
     (the Trainer then carves validation from train). `every_span`: all span
@@ -154,7 +157,9 @@ def example_gen_configs(presplit: bool, validation_percent: int, eval_percent: i
 
     prefix = f"{SPAN_PREFIX}*/" if every_span else f"{SPAN_PREFIX}{{SPAN}}/"
     ranged = (
-        range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(start_span_number=span, end_span_number=span))
+        range_config_pb2.RangeConfig(
+            static_range=range_config_pb2.StaticRange(start_span_number=span, end_span_number=span)
+        )
         if span and not every_span
         else None
     )
@@ -180,8 +185,12 @@ def input_mb(data_root: str, span_window: int = 0) -> float | None:
         return None
     found = spans(data_root)
     read = found[-span_window:] if span_window else found
-    shards = [p for s in read for p in _glob(f"{span_dir(data_root, s)}/*{SHARD_SUFFIX}")
-              + _glob(f"{span_dir(data_root, s)}/*/*{SHARD_SUFFIX}")]
+    shards = [
+        p
+        for s in read
+        for p in _glob(f"{span_dir(data_root, s)}/*{SHARD_SUFFIX}")
+        + _glob(f"{span_dir(data_root, s)}/*/*{SHARD_SUFFIX}")
+    ]
     return sum(os.path.getsize(p) for p in shards) / 1e6
 
 

@@ -1,12 +1,13 @@
 """Build a small, stratified sample data root from a photo folder, keeping
 the photographers' CC-BY credits (LICENSE.txt lines) beside the shards."""
+
 from __future__ import annotations
 
 import os
 import tempfile
 
-from flowers.data import convert
 from flowers import features
+from flowers.data import convert
 
 LICENSE_FILE = "LICENSE.txt"
 

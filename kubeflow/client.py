@@ -13,6 +13,7 @@ server for a token and then retries the request itself (over a minute with
 no credentials). `check_host` and `check_readable` ask once, with a short
 timeout, before any of that starts.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -114,7 +115,9 @@ def google_credentials() -> list[str]:
     if os.path.isfile(well_known):
         found.append(well_known)
     if not found:
-        metadata = os.environ.get("GCE_METADATA_HOST") or os.environ.get("GCE_METADATA_IP") or "metadata.google.internal"
+        metadata = (
+            os.environ.get("GCE_METADATA_HOST") or os.environ.get("GCE_METADATA_IP") or "metadata.google.internal"
+        )
         name, _, port = metadata.partition(":")
         if _answers(name, int(port or 80), 1.0):
             found.append(f"metadata server {metadata}")

@@ -1,6 +1,7 @@
 """Executors the compiled Kubeflow spec names instead of TFX's own, where
 TFX 1.16's Kubeflow V2 path cannot carry an execution property as the local
 runners do. Imported in the pod (and by preflight's subprocesses)."""
+
 from __future__ import annotations
 
 from tfx.utils import proto_utils

@@ -62,6 +62,7 @@ building blocks do the parts they can: task roots and run names
 reading the executor output (`executor_output_utils`). The spec is read with
 kfp's pipeline-spec protos.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -149,7 +150,9 @@ def load(path: str) -> Package:
     except (json_format.ParseError, yaml.YAMLError) as e:
         raise PreflightError(f"{path}: not a KFP pipeline spec: {e}") from None
     if not spec.schema_version.startswith("2.1"):
-        raise PreflightError(f"{path}: pipeline spec schema {spec.schema_version}; preflight reads 2.1 (parameter values)")
+        raise PreflightError(
+            f"{path}: pipeline spec schema {spec.schema_version}; preflight reads 2.1 (parameter values)"
+        )
     deployment = json_format.ParseDict(json_format.MessageToDict(spec.deployment_spec), pb.PipelineDeploymentConfig())
     parameters = {name: p.default_value for name, p in spec.root.input_definitions.parameters.items()}
     parameters.update(runtime)
@@ -185,8 +188,16 @@ def task_order(spec: pb.PipelineSpec) -> list[str]:
 
 
 def _producers(task: pb.PipelineTaskSpec) -> set[str]:
-    found = {a.task_output_artifact.producer_task for a in task.inputs.artifacts.values() if a.HasField("task_output_artifact")}
-    found |= {p.task_output_parameter.producer_task for p in task.inputs.parameters.values() if p.HasField("task_output_parameter")}
+    found = {
+        a.task_output_artifact.producer_task
+        for a in task.inputs.artifacts.values()
+        if a.HasField("task_output_artifact")
+    }
+    found |= {
+        p.task_output_parameter.producer_task
+        for p in task.inputs.parameters.values()
+        if p.HasField("task_output_parameter")
+    }
     return found
 
 
@@ -285,7 +296,9 @@ class Preflight:
             elif executor.HasField("container"):
                 status, log = self._run_container(name, task, component, executor.container)
             else:
-                raise PreflightError(f"task {name}: a {executor.WhichOneof('spec')} executor, which preflight does not run")
+                raise PreflightError(
+                    f"task {name}: a {executor.WhichOneof('spec')} executor, which preflight does not run"
+                )
             done = TaskResult(name, status, time.monotonic() - started, log)
             result.tasks.append(done)
             self.echo(f"  {name:<56} {status:<14} {done.seconds:7.1f} s")
@@ -385,7 +398,9 @@ class Preflight:
         return "succeeded", log
 
     def _run(self, command: list[str], env: dict, sink) -> int:
-        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        )
         assert process.stdout is not None
         for line in process.stdout:
             sink.write(line)
@@ -558,7 +573,13 @@ class Preflight:
             return [json_format.ParseDict(json.loads(line), pb.RuntimeArtifact()) for line in f if line.strip()]
 
     def _uri_of(self, title: str) -> str | None:
-        uris = [a.uri for p in self.outputs.values() for lst in p.values() for a in lst.artifacts if type_title(a.type) == title]
+        uris = [
+            a.uri
+            for p in self.outputs.values()
+            for lst in p.values()
+            for a in lst.artifacts
+            if type_title(a.type) == title
+        ]
         return uris[-1] if uris else None
 
     def _metadata_of(self, title: str, key: str):
@@ -619,7 +640,6 @@ def cache_key(executor_input: pb.ExecutorInput, component: pb.ComponentSpec, con
         "containerSpec": {"image": container.image, "cmdArgs": list(container.command) + list(container.args)},
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
-
 
 
 def type_title(artifact_type: pb.ArtifactTypeSchema) -> str:

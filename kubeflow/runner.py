@@ -32,6 +32,7 @@ Pipelines 2.x (a `.yaml` package), and `vertex`, Vertex AI Pipelines (a
 run and turns off the cache of ImportExampleGen, whose cache key there holds
 nothing the data root's contents change.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -94,7 +95,7 @@ def in_image(path: str) -> str:
     path or URI unchanged."""
     local = str(importlib.resources.files("flowers.data"))
     if path == local or path.startswith(local + os.sep):
-        return IMAGE_DATA_DIR + path[len(local):].replace(os.sep, "/")
+        return IMAGE_DATA_DIR + path[len(local) :].replace(os.sep, "/")
     return path
 
 
@@ -117,7 +118,7 @@ def check_config(config: PipelineConfig, backend: str = "kfp") -> None:
     if backend == "kfp" and config.run.warm_start:
         raise ValueError(
             "run.warm_start: TFX's latest-blessed-model Resolver compiles into `resolver` tasks, and open-source "
-            "Kubeflow Pipelines refuses the whole run (\"non-container and non-importer executor not implemented\", "
+            'Kubeflow Pipelines refuses the whole run ("non-container and non-importer executor not implemented", '
             "its backend/src/v2/compiler/visitor.go); turn warm_start off for --backend kfp (Vertex AI runs it: "
             "--backend vertex)"
         )
@@ -198,7 +199,9 @@ def create_kubeflow_pipeline(config: PipelineConfig, values: dict[str, str]):
     # The layout (spans, train/eval folders) is read from config.data.data_root
     # here, at compile time; the schema file is read by the component, in the pod.
     config = _resolved(config)
-    in_pod = dataclasses.replace(config, data=dataclasses.replace(config.data, schema_dir=in_image(config.data.schema_dir)))
+    in_pod = dataclasses.replace(
+        config, data=dataclasses.replace(config.data, schema_dir=in_image(config.data.schema_dir))
+    )
     pipeline = create_pipeline(in_pod, **parameters)
     nodes = {c.id: c for c in pipeline.components}
     for component in pipeline.components:
@@ -315,4 +318,3 @@ def _write_yaml(spec: dict, package_path: str) -> None:
         f.write(f"# KFP pipeline spec of {spec['pipelineInfo']['name']}, compiled by {spec['sdkVersion']}\n")
         f.write("# KubeflowV2DagRunner; written by `flowers kubeflow compile`.\n")
         yaml.safe_dump(spec, f, sort_keys=True)
-

@@ -13,6 +13,7 @@ Both sides of the tie between `flowers.pipeline.supervisor` and its worker
 - SIGINT / SIGTERM / SIGHUP that arrive while the Pusher commits take
   effect right after it, so a version is pushed and recorded, or neither.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -7,6 +7,7 @@ id, and writes one progress line per component to file descriptor
 `flowers.progress` (everything else goes to its stdout/stderr, the run log).
 It ends with its supervisor, however that ends (`flowers.pipeline.lifeline`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -77,8 +78,10 @@ def run(config: PipelineConfig, run_id: str, report: Callable[[str], None] = pro
             from flowers.runs import records, results
 
             results.mark_unchanged(records.store_for(config), run_id, served)
-            report(f"nothing new: the cached Trainer's model is version {served}, the one served; "
-                   "no evaluation, no push (`flowers run --force` trains and evaluates anyway)")
+            report(
+                f"nothing new: the cached Trainer's model is version {served}, the one served; "
+                "no evaluation, no push (`flowers run --force` trains and evaluates anyway)"
+            )
             return
 
 
@@ -96,8 +99,14 @@ def already_served(config: PipelineConfig, info) -> str | None:
     models = records.output_ids(store, info.execution_id, "model")
     if not models or not versions or records.pushed_version(store, models[-1]) != versions[-1]:
         return None
-    pusher = next((s for s in map(lambda r: results.summarize(store, r), reversed(records.run_ids(store)))
-                   if s.pushed_version == versions[-1]), None)
+    pusher = next(
+        (
+            s
+            for s in map(lambda r: results.summarize(store, r), reversed(records.run_ids(store)))
+            if s.pushed_version == versions[-1]
+        ),
+        None,
+    )
     now = json.loads(json.dumps(settings.values(config)))  # as recorded: lists, not tuples
 
     def what(values: dict) -> dict:  # where the run writes is not what it makes
@@ -107,7 +116,7 @@ def already_served(config: PipelineConfig, info) -> str | None:
 
 
 def _state(connection, info) -> str:
-    """"ran" or "cached", as ML Metadata recorded the node's execution."""
+    """ "ran" or "cached", as ML Metadata recorded the node's execution."""
     if info is None or not getattr(info, "execution_id", None):
         return "done"
     with metadata.Metadata(connection) as m:

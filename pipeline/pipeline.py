@@ -1,4 +1,5 @@
 """The flowers TFX pipeline: one definition for every runner."""
+
 from __future__ import annotations
 
 from tfx import v1 as tfx
@@ -101,7 +102,10 @@ def _data_components(config: PipelineConfig, data_root) -> list:
     statistics and schema check, and the data gate that stops the run on
     any anomaly."""
     input_config, output_config, range_config = layout.example_gen_configs(
-        config.data.presplit, config.data.validation_percent, config.data.eval_percent, config.data.span,
+        config.data.presplit,
+        config.data.validation_percent,
+        config.data.eval_percent,
+        config.data.span,
         every_span=not config.data.span_window,
     )
     example_gen = tfx.components.ImportExampleGen(
@@ -134,7 +138,9 @@ def _data_components(config: PipelineConfig, data_root) -> list:
         custom_validation_config=validations,
     ).with_id(names.EXAMPLE_VALIDATOR)
     example_validator.executor_spec = executor_spec.ExecutorClassSpec(gates.ExampleValidatorExecutor)
-    data_gate = gates.DataGate(anomalies=example_validator.outputs["anomalies"], examples=example_gen.outputs["examples"]).with_id(names.DATA_GATE)
+    data_gate = gates.DataGate(
+        anomalies=example_validator.outputs["anomalies"], examples=example_gen.outputs["examples"]
+    ).with_id(names.DATA_GATE)
     return [example_gen, schema_gen, statistics_gen, example_validator, data_gate]
 
 
@@ -187,7 +193,9 @@ def create_pipeline(
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=create_components(config, data_root=data_root, trainer_config=trainer_config, eval_config=eval_config),
+        components=create_components(
+            config, data_root=data_root, trainer_config=trainer_config, eval_config=eval_config
+        ),
         enable_cache=config.run.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.run.beam_args),

@@ -15,6 +15,7 @@ whose Pusher committed is pushed (exit 0), whatever came after. A worker
 killed by a signal this process never received (the out-of-memory killer)
 is a failure, not an interruption.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -159,8 +160,16 @@ def _supervise(config: PipelineConfig, run_id: str, lock: RunLock, echo, verbose
     return result
 
 
-def _conclude(config: PipelineConfig, run_id: str, returncode: int, received: list[int], output_error: OSError | None,
-              spans: list[int], log_file: str, say: Callable[[str], None]) -> RunResult:
+def _conclude(
+    config: PipelineConfig,
+    run_id: str,
+    returncode: int,
+    received: list[int],
+    output_error: OSError | None,
+    spans: list[int],
+    log_file: str,
+    say: Callable[[str], None],
+) -> RunResult:
     """How the run ended, from what ML Metadata recorded and how the worker
     ended; records it and returns the exit code and summary."""
     from flowers.runs import records, results
@@ -205,12 +214,17 @@ def _conclude(config: PipelineConfig, run_id: str, returncode: int, received: li
 def _disk_full(config: PipelineConfig, error: BaseException) -> str | None:
     """One line for a full disk (an OSError, or SQLite's words through ML
     Metadata), naming the output dir and its free space; None for anything else."""
-    if not (getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "disk is full" in str(error)
-            or "No space left" in str(error)):
+    if not (
+        getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
+        or "disk is full" in str(error)
+        or "No space left" in str(error)
+    ):
         return None
     free = shutil.disk_usage(config.output_dir).free
-    return (f"disk full: {config.output_dir} has {free / 1e6:.1f} MB free, too little to record the run's end in "
-            f"{os.path.basename(config.metadata_path)}; free some space there and run again")
+    return (
+        f"disk full: {config.output_dir} has {free / 1e6:.1f} MB free, too little to record the run's end in "
+        f"{os.path.basename(config.metadata_path)}; free some space there and run again"
+    )
 
 
 def _stdout_to_devnull() -> None:

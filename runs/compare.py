@@ -1,6 +1,7 @@
 """Two runs side by side: outcome, metrics, per-class recall, gates, time and
 the settings that differ (`flowers compare`, and the report's section on the
 previous run). Reads only recorded summaries: no TensorFlow."""
+
 from __future__ import annotations
 
 from flowers.runs.results import RunSummary

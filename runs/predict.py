@@ -6,6 +6,7 @@ Apache Beam job (`predict_with_beam`: RunInference, for folders too large for
 one machine, e.g. on Dataflow). Either way a file that cannot be read as an
 image becomes a row with an "error" and every other file is still classified.
 """
+
 from __future__ import annotations
 
 import csv
@@ -26,8 +27,14 @@ DEFAULT_BATCH_SIZE = 32
 FORMATS = ("jsonl", "csv")
 PROBABILITY_PREFIX = "p_"
 CSV_COLUMNS = (
-    "file", "model_version", "class", "class_id", "confidence",
-    *(PROBABILITY_PREFIX + name for name in features.CLASS_NAMES), "error", "unsure",
+    "file",
+    "model_version",
+    "class",
+    "class_id",
+    "confidence",
+    *(PROBABILITY_PREFIX + name for name in features.CLASS_NAMES),
+    "error",
+    "unsure",
 )
 
 
@@ -109,7 +116,7 @@ def predict_files(model_dir: str, paths: Sequence[str], batch_size: int = DEFAUL
 
 def _predict_rows(predict, version: str, paths: Sequence[str], batch_size: int) -> Iterator[dict]:
     for start in range(0, len(paths), batch_size):
-        chunk = paths[start:start + batch_size]
+        chunk = paths[start : start + batch_size]
         readable, rows = [], {}
         for path in chunk:
             image, error = read_file(path)
@@ -321,9 +328,8 @@ def predict_with_beam(
         | "Rows" >> beam.Flatten()
         | "Count" >> beam.Map(_count)
         | "Format" >> beam.Map(format_row, fmt)
-        | "Write" >> beam.io.WriteToText(
-            out_file, shard_name_template="", header=csv_header() if fmt == "csv" else None
-        )
+        | "Write"
+        >> beam.io.WriteToText(out_file, shard_name_template="", header=csv_header() if fmt == "csv" else None)
     )
     result = pipeline.run()
     result.wait_until_finish()

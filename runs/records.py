@@ -7,6 +7,7 @@ this module. Light to import (ml_metadata only): TensorFlow and TFMA load
 when an artifact's contents are read, and files are read through
 `tf.io.gfile`, so a `gs://` output dir reads like a local one.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -127,7 +128,10 @@ class RunRecord:
                 a = artifacts[ev.artifact_id]
                 key = ev.path.steps[0].key if ev.path.steps else ""
                 record = ArtifactRecord(
-                    a.id, type_names.get(a.type_id, ""), a.uri, {**_values(a.properties), **_values(a.custom_properties)}
+                    a.id,
+                    type_names.get(a.type_id, ""),
+                    a.uri,
+                    {**_values(a.properties), **_values(a.custom_properties)},
                 )
                 if ev.type in _INPUTS:
                     inputs.setdefault(key, []).append(record)
@@ -354,7 +358,12 @@ def _slice_recall(slice_key, record, candidate_names, recall: dict[str, float]) 
         return
     for kv in record.metric_keys_and_values:
         key = kv.key
-        if key.name == features.ACCURACY_METRIC and key.model_name in candidate_names and not key.is_diff and not key.HasField("sub_key"):
+        if (
+            key.name == features.ACCURACY_METRIC
+            and key.model_name in candidate_names
+            and not key.is_diff
+            and not key.HasField("sub_key")
+        ):
             recall[features.CLASS_NAMES[index]] = kv.value.double_value.value
 
 
@@ -405,7 +414,9 @@ def gate_failures(validation) -> list[str]:
             value = f.metric_value.double_value.value
             if f.metric_key.is_diff:
                 allowed = f.metric_threshold.change_threshold.absolute.value
-                lines.append(f"{f.metric_key.name} changed by {value:+.4f} against the last blessed model (allowed: {allowed:+.4f})")
+                lines.append(
+                    f"{f.metric_key.name} changed by {value:+.4f} against the last blessed model (allowed: {allowed:+.4f})"
+                )
             elif class_name is not None:
                 floor = f.metric_threshold.value_threshold.lower_bound.value
                 lines.append(

@@ -16,6 +16,7 @@ Plots are PNGs (matplotlib) embedded as base64, thumbnails as JPEG data: the
 page needs no network and no other file. Numbers a program may want carry
 `data-key` / `data-value` attributes (the tests read them).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,7 +35,6 @@ from flowers.runs import report_html as h
 from flowers.runs import report_sections as sections
 
 REPORT_FILE = "report.html"
-
 
 
 def report_path(config: PipelineConfig, run_id: str) -> str:
@@ -100,13 +100,19 @@ def gather(config: PipelineConfig, store, run_id: str) -> Report:
         ("data", "Data", lambda: sections.data_section(run, summary)),
         ("training", "Training", lambda: sections.training_section(store, run)),
         ("evaluation", "Evaluation", lambda: sections.evaluation_section(run)),
-        ("gates", "Candidate against baseline, and the gates", lambda: sections.gates_section(store, run, summary, baseline)),
+        (
+            "gates",
+            "Candidate against baseline, and the gates",
+            lambda: sections.gates_section(store, run, summary, baseline),
+        ),
         ("mistakes", "Eval images the model got wrong", lambda: sections.mistakes_section(run)),
         ("settings", "Settings", lambda: sections.settings_section(run, summary)),
         ("timing", "Time per component", lambda: sections.timing_section(run)),
     ]
     if previous is not None:
-        parts.append(("previous", "Compared with the previous run", lambda: sections.compare_section(previous, summary)))
+        parts.append(
+            ("previous", "Compared with the previous run", lambda: sections.compare_section(previous, summary))
+        )
     for anchor, title, build in parts:
         try:
             body = build()
@@ -125,13 +131,30 @@ def render(report: Report) -> str:
     facts = [
         ("state", f'<span data-key="state" data-value="{h.a(s.state)}">{html.escape(s.state)}</span>', True),
         ("started", html.escape(s.started or "?"), True),
-        ("eval accuracy", f'<span data-key="eval_accuracy" data-value="{s.accuracy if s.accuracy is not None else ""}">{acc}</span>'
-         + (f' on <span data-key="eval_examples" data-value="{s.eval_examples}">{s.eval_examples}</span> eval examples'
-            if s.eval_examples is not None else ""), True),
+        (
+            "eval accuracy",
+            f'<span data-key="eval_accuracy" data-value="{s.accuracy if s.accuracy is not None else ""}">{acc}</span>'
+            + (
+                f' on <span data-key="eval_examples" data-value="{s.eval_examples}">{s.eval_examples}</span> eval examples'
+                if s.eval_examples is not None
+                else ""
+            ),
+            True,
+        ),
         ("blessed", "yes" if s.blessed else "no", True),
         ("pushed to", html.escape(s.pushed_to or "not pushed"), True),
-        *([("tflite", f'<span data-key="tflite_accuracy" data-value="{s.tflite["accuracy"]}">'
-            f'{html.escape(results.tflite_line(s.tflite))}</span>', True)] if s.tflite else []),
+        *(
+            [
+                (
+                    "tflite",
+                    f'<span data-key="tflite_accuracy" data-value="{s.tflite["accuracy"]}">'
+                    f"{html.escape(results.tflite_line(s.tflite))}</span>",
+                    True,
+                )
+            ]
+            if s.tflite
+            else []
+        ),
         ("output dir", html.escape(os.path.abspath(report.config.output_dir)), True),
     ]
     if s.failed_component:
@@ -142,15 +165,19 @@ def render(report: Report) -> str:
         facts.append(("TensorBoard", f"<code>{html.escape(tensorboard_command(report.config, s.run_id))}</code>", True))
     links = ['<a href="run.log" data-key="run_log">run log</a>']
     if report.previous is not None:
-        links.append(f'<a href="../{h.a(report.previous.run_id.replace(":", "-"))}/{REPORT_FILE}" data-key="previous_report">'
-                     f"previous run ({html.escape(report.previous.run_id)})</a>")
+        links.append(
+            f'<a href="../{h.a(report.previous.run_id.replace(":", "-"))}/{REPORT_FILE}" data-key="previous_report">'
+            f"previous run ({html.escape(report.previous.run_id)})</a>"
+        )
     facts.append(("see also", " · ".join(links), True))
     nav = "".join(f'<a href="#{anchor}">{html.escape(title.split(",")[0])}</a>' for anchor, title, _ in report.sections)
-    body = "".join(f'<section id="{anchor}"><h2>{html.escape(title)}</h2>{content}</section>'
-                   for anchor, title, content in report.sections)
+    body = "".join(
+        f'<section id="{anchor}"><h2>{html.escape(title)}</h2>{content}</section>'
+        for anchor, title, content in report.sections
+    )
     generated = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>flowers run {html.escape(s.run_id)}</title>"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<style>{h.STYLE}</style></head><body><main>"
@@ -179,8 +206,10 @@ def _verdict(s: results.RunSummary) -> str:
     else:
         why = s.state
     colour = _VERDICT_COLOURS.get(s.state, "#555")
-    return (f'<p class="verdict" data-key="verdict" data-value="{h.a(s.state)}" '
-            f'style="background:{colour}">{html.escape(why)}</p>')
+    return (
+        f'<p class="verdict" data-key="verdict" data-value="{h.a(s.state)}" '
+        f'style="background:{colour}">{html.escape(why)}</p>'
+    )
 
 
 def _warnings(s: results.RunSummary) -> str:
@@ -188,8 +217,10 @@ def _warnings(s: results.RunSummary) -> str:
     found = []
     if s.eval_examples is not None and s.accuracy is not None and s.eval_examples < 200:
         low, high = wilson_interval(s.accuracy, s.eval_examples)
-        found.append(f"only {s.eval_examples} eval examples: the accuracy is known to about "
-                     f"±{50 * (high - low):.0f} points (95%); add photos or raise data.eval_percent")
+        found.append(
+            f"only {s.eval_examples} eval examples: the accuracy is known to about "
+            f"±{50 * (high - low):.0f} points (95%); add photos or raise data.eval_percent"
+        )
     if s.validation_examples is not None and s.validation_examples < 100:
         found.append(f"only {s.validation_examples} validation examples: early stopping picks its epoch on few photos")
     return "".join(f'<p class="warn" data-key="warning">{html.escape(w)}</p>' for w in found)

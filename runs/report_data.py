@@ -1,6 +1,7 @@
 """What the report computes from a run's artifacts: examples per class and
 split (StatisticsGen), the eval split through the serving signature (the
 mistakes and the calibration)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,7 +26,7 @@ def class_counts(statistics_uri: str) -> dict[str, dict[str, int]]:
 
     counts: dict[str, dict[str, int]] = {}
     for path in sorted(tf.io.gfile.glob(f"{statistics_uri}/Split-*/FeatureStats.pb")):
-        split = os.path.basename(os.path.dirname(path))[len("Split-"):]
+        split = os.path.basename(os.path.dirname(path))[len("Split-") :]
         with tf.io.gfile.GFile(path, "rb") as f:
             stats = statistics_pb2.DatasetFeatureStatisticsList.FromString(f.read())
         dataset = stats.datasets[0]

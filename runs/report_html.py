@@ -1,6 +1,7 @@
 """The report's HTML pieces and plots: table cells with data-key attributes
 (what programs and the tests read), fact lists, embedded PNGs (matplotlib),
 and the page's style. No I/O but rendering."""
+
 from __future__ import annotations
 
 import base64
@@ -8,6 +9,7 @@ import datetime
 import html
 import io
 import json
+
 
 def td(text: str, header: bool = False, key: str | None = None, value=None, cls_: str = "", **data) -> str:
     attrs = []
@@ -82,7 +84,6 @@ def clock(millis: int) -> str:
     return datetime.datetime.fromtimestamp(millis / 1000).astimezone().strftime("%H:%M:%S")
 
 
-
 # ---------------------------------------------------------------------------
 # Plots (matplotlib's object API: no pyplot state, no display needed).
 
@@ -129,10 +130,26 @@ def training_plot(history: dict) -> bytes:
             ax.plot(xs, history[f"val_{metric}"], "s-", label="validation")
         if boundary is not None:
             ax.axvline(boundary + 0.5, color="grey", linestyle="--", linewidth=1)
-            ax.text(boundary + 0.5, 0.02, " fine-tuning →", transform=ax.get_xaxis_transform(),
-                    va="bottom", ha="left", fontsize=8, color="grey")
-            ax.text(boundary + 0.5, 0.02, "← head ", transform=ax.get_xaxis_transform(),
-                    va="bottom", ha="right", fontsize=8, color="grey")
+            ax.text(
+                boundary + 0.5,
+                0.02,
+                " fine-tuning →",
+                transform=ax.get_xaxis_transform(),
+                va="bottom",
+                ha="left",
+                fontsize=8,
+                color="grey",
+            )
+            ax.text(
+                boundary + 0.5,
+                0.02,
+                "← head ",
+                transform=ax.get_xaxis_transform(),
+                va="bottom",
+                ha="right",
+                fontsize=8,
+                color="grey",
+            )
         ax.set_xlabel("epoch")
         ax.set_title(title)
         ax.set_xticks(xs if epochs <= 20 else xs[:: max(1, epochs // 10)])
@@ -153,7 +170,6 @@ def reliability_plot(rows) -> bytes:
     ax.legend(frameon=False, loc="upper left")
     ax.spines[["top", "right"]].set_visible(False)
     return png(figure)
-
 
 
 # ---------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The report's sections, each built from a run's record and the artifacts
 it names (StatisticsGen's counts, the Trainer's history, TFMA's output, the
 eval split through the serving signature)."""
+
 from __future__ import annotations
 
 import base64
@@ -13,8 +14,6 @@ from flowers.config import TRAINING_CONFIG_KEY
 from flowers.runs import records, results
 from flowers.runs import report_data as data
 from flowers.runs import report_html as h
-
-
 
 # ---------------------------------------------------------------------------
 # Sections.
@@ -59,12 +58,19 @@ def data_section(run: records.RunRecord, summary: results.RunSummary) -> str:
                 cells.append(h.td(str(value), key="examples", split=split, cls=name, value=value))
             rows.append(cells)
         parts.append(h.table(["class"] + splits, rows, caption="Examples per class and split (StatisticsGen)"))
-        parts.append(h.img(h.class_counts_plot({s: counts[s] for s in splits}, class_names), "examples per class and split", "plot-data"))
+        parts.append(
+            h.img(
+                h.class_counts_plot({s: counts[s] for s in splits}, class_names),
+                "examples per class and split",
+                "plot-data",
+            )
+        )
     anomalies = summary.anomalies
     if anomalies:
         items = "".join(
             f'<li data-key="anomaly" data-split="{h.a(split)}">{html.escape(split)}: {html.escape(line)}</li>'
-            for split, lines in anomalies.items() for line in lines
+            for split, lines in anomalies.items()
+            for line in lines
         )
         parts.append(f'<p class="bad">ExampleValidator found anomalies:</p><ul>{items}</ul>')
     elif run.output_of_type("ExampleAnomalies") is not None:
@@ -85,14 +91,24 @@ def training_section(store, run: records.RunRecord) -> str:
     parts = []
     if trainer is not None and trainer.state == "CACHED":
         origin = records.producing_run(store, model.id)
-        parts.append(h.note("The Trainer was cached: this model and its history come from "
-                           + (f"run {origin}." if origin else "an earlier run.")))
+        parts.append(
+            h.note(
+                "The Trainer was cached: this model and its history come from "
+                + (f"run {origin}." if origin else "an earlier run.")
+            )
+        )
     epochs = len(history.get("loss", []))
     phases = history.get("phase") or ["head"] * epochs
     parts.append(h.img(h.training_plot(history), "loss and accuracy per epoch", "plot-training"))
     best = max(range(epochs), key=lambda i: history.get("val_accuracy", [0] * epochs)[i]) if epochs else -1
-    columns = [("loss", "loss"), ("accuracy", "accuracy"), ("val_loss", "validation loss"),
-               ("val_accuracy", "validation accuracy"), ("lr", "learning rate"), ("epoch_seconds", "seconds")]
+    columns = [
+        ("loss", "loss"),
+        ("accuracy", "accuracy"),
+        ("val_loss", "validation loss"),
+        ("val_accuracy", "validation accuracy"),
+        ("lr", "learning rate"),
+        ("epoch_seconds", "seconds"),
+    ]
     present = [(k, t) for k, t in columns if len(history.get(k, [])) == epochs]
     rows = []
     for i in range(epochs):
@@ -102,8 +118,13 @@ def training_section(store, run: records.RunRecord) -> str:
             text = f"{v:.4g}" if k in ("lr",) else (f"{v:.1f}" if k == "epoch_seconds" else f"{v:.4f}")
             cells.append(h.td(text, key=k, epoch=i + 1, value=v))
         rows.append((cells, "best" if i == best else ""))
-    parts.append(h.table(["epoch", "phase"] + [t for _, t in present], rows,
-                        caption="Keras history, both phases (bold: best validation accuracy)"))
+    parts.append(
+        h.table(
+            ["epoch", "phase"] + [t for _, t in present],
+            rows,
+            caption="Keras history, both phases (bold: best validation accuracy)",
+        )
+    )
     parts.append(h.facts([("weights kept", _kept(history, phases), True), ("model", model.uri)]))
     return "".join(parts)
 
@@ -112,14 +133,20 @@ def _kept(history: dict, phases: list[str]) -> str:
     """Which phase's weights were exported, and why (the Trainer keeps the
     head-only weights when fine-tuning never beats them on validation)."""
     scores = history.get("val_accuracy", [])
-    best = {phase: max((s for s, p in zip(scores, phases) if p == phase), default=None) for phase in ("head", "fine_tune")}
+    best = {
+        phase: max((s for s, p in zip(scores, phases) if p == phase), default=None) for phase in ("head", "fine_tune")
+    }
     if best["fine_tune"] is None:
         return '<span data-key="kept" data-value="head">head only (no fine-tuning phase)</span>'
     if best["head"] is not None and best["fine_tune"] <= best["head"]:
-        return (f'<span data-key="kept" data-value="head">head-only weights: fine-tuning\'s best validation accuracy '
-                f"{best['fine_tune']:.4f} did not beat the head's {best['head']:.4f}</span>")
-    return (f'<span data-key="kept" data-value="fine_tune">fine-tuned weights: best validation accuracy '
-            f"{best['fine_tune']:.4f} against the head's {h.num(best['head'])}</span>")
+        return (
+            f'<span data-key="kept" data-value="head">head-only weights: fine-tuning\'s best validation accuracy '
+            f"{best['fine_tune']:.4f} did not beat the head's {best['head']:.4f}</span>"
+        )
+    return (
+        f'<span data-key="kept" data-value="fine_tune">fine-tuned weights: best validation accuracy '
+        f"{best['fine_tune']:.4f} against the head's {h.num(best['head'])}</span>"
+    )
 
 
 def evaluation_section(run: records.RunRecord) -> str:
@@ -139,11 +166,18 @@ def evaluation_section(run: records.RunRecord) -> str:
             v = ev.confusion[a][p]
             # Shaded by the share of the true class: the table is the heat map.
             shade = f"rgba({'46,125,50' if a == p else '198,40,40'},{0.08 + 0.6 * v / support:.2f})" if v else ""
-            cells.append(h.td(h.count(v), key="confusion", actual=class_names[a], predicted=class_names[p], value=v,
-                             style=shade))
+            cells.append(
+                h.td(h.count(v), key="confusion", actual=class_names[a], predicted=class_names[p], value=v, style=shade)
+            )
         rows.append(cells)
     header = ["true \\ predicted"] + list(class_names)
-    parts.append(h.table(header, rows, caption=f"Confusion matrix: {h.count(total)} eval examples (TFMA MultiClassConfusionMatrixPlot)"))
+    parts.append(
+        h.table(
+            header,
+            rows,
+            caption=f"Confusion matrix: {h.count(total)} eval examples (TFMA MultiClassConfusionMatrixPlot)",
+        )
+    )
     if any(ev.no_prediction):
         parts.append(h.note(f"{h.count(sum(ev.no_prediction))} example(s) had no predicted class."))
     rows = []
@@ -154,19 +188,32 @@ def evaluation_section(run: records.RunRecord) -> str:
         top1_recall = ev.confusion[i][i] / support if support else None
         binarized = ev.per_class.get(name, {})
         cells = [h.td(html.escape(name), header=True), h.td(h.count(support), key="support", cls=name, value=support)]
-        for key, value in (("precision_top1", top1_precision), ("recall_top1", top1_recall),
-                           ("precision", binarized.get("precision")), ("recall", binarized.get("recall")),
-                           ("auc", binarized.get("auc"))):
+        for key, value in (
+            ("precision_top1", top1_precision),
+            ("recall_top1", top1_recall),
+            ("precision", binarized.get("precision")),
+            ("recall", binarized.get("recall")),
+            ("auc", binarized.get("auc")),
+        ):
             cells.append(h.td(h.num(value), key=key, cls=name, value=value))
         rows.append(cells)
-    parts.append(h.table(
-        ["class", "eval examples", "precision (top class)", "recall (top class)",
-         "precision (one-vs-rest, 0.5)", "recall (one-vs-rest, 0.5)", "AUC (one-vs-rest)"],
-        rows,
-        caption="Per class. Top class: from the confusion matrix (the predicted class is the most probable one; "
-                "recall is the accuracy on the class's slice). One-vs-rest: TFMA's binarized Precision, Recall "
-                "and AUC of the class's probability, at a 0.5 threshold.",
-    ))
+    parts.append(
+        h.table(
+            [
+                "class",
+                "eval examples",
+                "precision (top class)",
+                "recall (top class)",
+                "precision (one-vs-rest, 0.5)",
+                "recall (one-vs-rest, 0.5)",
+                "AUC (one-vs-rest)",
+            ],
+            rows,
+            caption="Per class. Top class: from the confusion matrix (the predicted class is the most probable one; "
+            "recall is the accuracy on the class's slice). One-vs-rest: TFMA's binarized Precision, Recall "
+            "and AUC of the class's probability, at a 0.5 threshold.",
+        )
+    )
     return "".join(parts)
 
 
@@ -177,10 +224,19 @@ def gates_section(store, run: records.RunRecord, summary: results.RunSummary, ba
     data_gate = run.execution(names.DATA_GATE)
     if data_gate is not None:
         found = sum(len(v) for v in summary.anomalies.values())
-        verdict = "pass" if data_gate.state in ("COMPLETE", "CACHED") and not found else (
-            "fail" if found or data_gate.state == "FAILED" else data_gate.state.lower())
-        gate_rows.append(_gate_row("data", "no anomalies in any split (ExampleValidator, curated schema)",
-                                   f"{found} anomal{'y' if found == 1 else 'ies'}", verdict))
+        verdict = (
+            "pass"
+            if data_gate.state in ("COMPLETE", "CACHED") and not found
+            else ("fail" if found or data_gate.state == "FAILED" else data_gate.state.lower())
+        )
+        gate_rows.append(
+            _gate_row(
+                "data",
+                "no anomalies in any split (ExampleValidator, curated schema)",
+                f"{found} anomal{'y' if found == 1 else 'ies'}",
+                verdict,
+            )
+        )
     if evaluation_artifact is None:
         parts.append(h.note("The Evaluator did not run in this run: no model gate was applied."))
         if gate_rows:
@@ -197,7 +253,9 @@ def gates_section(store, run: records.RunRecord, summary: results.RunSummary, ba
         version = baseline.properties.get("pushed_version")
         if version == "":
             itself = True
-            described = "none yet: no model was pushed before, so the candidate was compared with itself (every change is 0)"
+            described = (
+                "none yet: no model was pushed before, so the candidate was compared with itself (every change is 0)"
+            )
         elif version:
             described = f"pushed version {version}, the newest model in the serving folder ({baseline.uri})"
         else:
@@ -205,7 +263,9 @@ def gates_section(store, run: records.RunRecord, summary: results.RunSummary, ba
             described = f"the last blessed model, {baseline.uri}" + (f" (trained in run {origin})" if origin else "")
         candidate_model = run.output(names.TRAINER, "model")
         shown = f'<span data-key="baseline_model" data-version="{h.a(version or "")}" data-uri="{h.a(baseline.uri)}">{html.escape(described)}</span>'
-        parts.append(h.facts([("baseline", shown, True), ("candidate", candidate_model.uri if candidate_model else "?")]))
+        parts.append(
+            h.facts([("baseline", shown, True), ("candidate", candidate_model.uri if candidate_model else "?")])
+        )
     else:
         parts.append(h.note("No baseline (compare_to_blessed is off): only the absolute gate applies."))
     rows = []
@@ -215,9 +275,15 @@ def gates_section(store, run: records.RunRecord, summary: results.RunSummary, ba
         show = h.count if name == "example_count" else h.num
         cells = [h.td(html.escape(name), header=True), h.td(show(c), key="candidate", metric=name, value=c)]
         if baseline is not None:
-            cells += [h.td(show(b), key="baseline", metric=name, value=b),
-                      h.td("" if d is None else (f"{d:+.0f}" if name == "example_count" else f"{d:+.4f}"),
-                          key="diff", metric=name, value=d)]
+            cells += [
+                h.td(show(b), key="baseline", metric=name, value=b),
+                h.td(
+                    "" if d is None else (f"{d:+.0f}" if name == "example_count" else f"{d:+.4f}"),
+                    key="diff",
+                    metric=name,
+                    value=d,
+                ),
+            ]
         rows.append(cells)
     headers = ["metric (all eval examples)", "candidate"] + (["baseline", "change"] if baseline is not None else [])
     parts.append(h.table(headers, rows))
@@ -227,13 +293,15 @@ def gates_section(store, run: records.RunRecord, summary: results.RunSummary, ba
     parts.append(h.table(["gate", "rule", "measured", "verdict"], gate_rows, caption="Gates"))
     parts.append(
         f'<p class="{"good" if blessed else "bad"}" data-key="blessed" data-value="{int(blessed)}">'
-        f'{"Blessed: every model gate passed." if blessed else "Not blessed."} '
-        f'{"Pushed to " + html.escape(summary.pushed_to) if summary.pushed_to else "Not pushed."}</p>'
+        f"{'Blessed: every model gate passed.' if blessed else 'Not blessed.'} "
+        f"{'Pushed to ' + html.escape(summary.pushed_to) if summary.pushed_to else 'Not pushed.'}</p>"
     )
     return "".join(parts)
 
 
-def _model_gates(run: records.RunRecord, ev: records.Evaluation, candidate: dict, has_baseline: bool, itself: bool = False) -> list:
+def _model_gates(
+    run: records.RunRecord, ev: records.Evaluation, candidate: dict, has_baseline: bool, itself: bool = False
+) -> list:
     """One row per threshold configured on the Evaluator (its execution's
     eval_config), judged by TFMA's validation result; a change threshold
     TFMA did not apply (no baseline) says so."""
@@ -284,7 +352,14 @@ def _model_gates(run: records.RunRecord, ev: records.Evaluation, candidate: dict
                         rows.append(_gate_row(f"{name} (against baseline)", rule, "-", "not applied (no baseline)"))
                         continue
                     if itself:  # nothing pushed yet: the candidate was its own baseline
-                        rows.append(_gate_row(f"{name} (against baseline)", rule, "- (first model: nothing pushed to compare with)", "pass"))
+                        rows.append(
+                            _gate_row(
+                                f"{name} (against baseline)",
+                                rule,
+                                "- (first model: nothing pushed to compare with)",
+                                "pass",
+                            )
+                        )
                         continue
                     diff = ev.diffs.get(name)
                     verdict = "fail" if (name, True) in failures else ("pass" if diff is not None else "not measured")
@@ -298,7 +373,9 @@ def _metric_names() -> dict[str, str]:
 
 
 def _overall(slicing_specs) -> bool:
-    return not slicing_specs or any(not s.feature_keys and not s.feature_values and not s.slice_keys_sql for s in slicing_specs)
+    return not slicing_specs or any(
+        not s.feature_keys and not s.feature_values and not s.slice_keys_sql for s in slicing_specs
+    )
 
 
 def _gate_row(gate: str, rule: str, measured: str, verdict: str):
@@ -318,7 +395,7 @@ def mistakes_section(run: records.RunRecord) -> str:
         return h.note("No model was trained in this run.")
     predicted = data.find_mistakes(examples[1].uri, model.uri)
     checked, mistakes = predicted.checked, predicted.mistakes
-    shown = mistakes[:data.MAX_WRONG_SHOWN]
+    shown = mistakes[: data.MAX_WRONG_SHOWN]
     head = (
         f'<p data-key="mistakes" data-value="{len(mistakes)}" data-checked="{checked}">'
         f"{len(mistakes)} of {checked} eval images are wrong "
@@ -328,12 +405,15 @@ def mistakes_section(run: records.RunRecord) -> str:
     )
     cards = []
     for m in shown:
-        image = (f'<img alt="eval image {m.index}" src="data:image/jpeg;base64,{base64.b64encode(m.thumbnail).decode()}">'
-                 if m.thumbnail else '<div class="noimg">unreadable</div>')
+        image = (
+            f'<img alt="eval image {m.index}" src="data:image/jpeg;base64,{base64.b64encode(m.thumbnail).decode()}">'
+            if m.thumbnail
+            else '<div class="noimg">unreadable</div>'
+        )
         cards.append(
             f'<figure data-key="wrong" data-index="{m.index}" data-true="{h.a(m.true_class)}" '
             f'data-predicted="{h.a(m.predicted_class)}" data-confidence="{m.confidence:.6f}">{image}'
-            f'<figcaption>true <b>{html.escape(m.true_class)}</b><br>predicted <b>{html.escape(m.predicted_class)}</b>'
+            f"<figcaption>true <b>{html.escape(m.true_class)}</b><br>predicted <b>{html.escape(m.predicted_class)}</b>"
             f"<br>confidence {m.confidence:.2f}</figcaption></figure>"
         )
     return head + f'<div class="grid">{"".join(cards)}</div>' + _calibration_part(predicted)
@@ -346,8 +426,15 @@ def _calibration_part(predicted: data.EvalPredictions) -> str:
     ece, rows = data.calibration(predicted.confidence, predicted.correct)
     table = h.table(
         ["confidence", "eval images", "mean confidence", "accuracy"],
-        [[h.td(f"{low:.1f}–{high:.1f}", header=True), h.td(str(n), value=n), h.td(f"{c:.3f}", value=c),
-          h.td(f"{a:.3f}", key="calibration_bin", low=low, value=a)] for low, high, n, c, a in rows],
+        [
+            [
+                h.td(f"{low:.1f}–{high:.1f}", header=True),
+                h.td(str(n), value=n),
+                h.td(f"{c:.3f}", value=c),
+                h.td(f"{a:.3f}", key="calibration_bin", low=low, value=a),
+            ]
+            for low, high, n, c, a in rows
+        ],
         caption="Reliability: in a well-calibrated model each bin's accuracy matches its mean confidence",
     )
     return (
@@ -359,11 +446,17 @@ def _calibration_part(predicted: data.EvalPredictions) -> str:
         + table
     )
 
+
 def settings_section(run: records.RunRecord, summary: results.RunSummary) -> str:
     parts = []
     if summary.settings:
-        rows = [[h.td(html.escape(k), header=True), h.td(html.escape(h.show(v)), key="run_setting", name=k, value=h.show(v))]
-                for k, v in summary.settings.items()]
+        rows = [
+            [
+                h.td(html.escape(k), header=True),
+                h.td(html.escape(h.show(v)), key="run_setting", name=k, value=h.show(v)),
+            ]
+            for k, v in summary.settings.items()
+        ]
         parts.append(h.table(["setting", "value"], rows, caption="Every setting of the run (docs/settings.md)"))
     trainer = run.execution(names.TRAINER)
     if trainer is None:
@@ -377,22 +470,33 @@ def settings_section(run: records.RunRecord, summary: results.RunSummary) -> str
         training = json.loads(raw) if isinstance(raw, str) else (raw or {})
         others = {k: v for k, v in decoded.items() if k != TRAINING_CONFIG_KEY} if isinstance(decoded, dict) else {}
         props.update({f"custom_config.{k}": v for k, v in others.items()})
-    rows = [[h.td(html.escape(k), header=True), h.td(html.escape(h.show(v)), key="setting", name=k, value=h.show(v))]
-            for k, v in sorted(training.items())]
+    rows = [
+        [h.td(html.escape(k), header=True), h.td(html.escape(h.show(v)), key="setting", name=k, value=h.show(v))]
+        for k, v in sorted(training.items())
+    ]
     parts.append(h.table(["training setting", "value"], rows, caption="The Trainer's custom_config (TrainingConfig)"))
     hyper = run.input(names.TRAINER, "hyperparameters")
     if hyper is not None:
         tuned = _tuned_values(hyper.uri)
         if tuned:
-            rows = [[h.td(html.escape(k), header=True), h.td(html.escape(h.show(v)), key="tuned", name=k, value=h.show(v))]
-                    for k, v in sorted(tuned.items())]
-            parts.append(h.table(["tuned hyperparameter", "value"], rows, caption="Used instead of the settings above (Tuner)"))
-    rows = [[h.td(html.escape(k), header=True), h.td(f"<code>{html.escape(h.show(v))}</code>")]
-            for k, v in sorted(props.items()) if not k.startswith("__")]
+            rows = [
+                [h.td(html.escape(k), header=True), h.td(html.escape(h.show(v)), key="tuned", name=k, value=h.show(v))]
+                for k, v in sorted(tuned.items())
+            ]
+            parts.append(
+                h.table(["tuned hyperparameter", "value"], rows, caption="Used instead of the settings above (Tuner)")
+            )
+    rows = [
+        [h.td(html.escape(k), header=True), h.td(f"<code>{html.escape(h.show(v))}</code>")]
+        for k, v in sorted(props.items())
+        if not k.startswith("__")
+    ]
     parts.append(h.table(["Trainer execution property", "value"], rows))
     evaluator = run.execution(names.EVALUATOR)
     if evaluator is not None and evaluator.properties.get("eval_config"):
-        parts.append(f'<details><summary>The Evaluator\'s eval_config</summary><pre>{html.escape(evaluator.properties["eval_config"])}</pre></details>')
+        parts.append(
+            f"<details><summary>The Evaluator's eval_config</summary><pre>{html.escape(evaluator.properties['eval_config'])}</pre></details>"
+        )
     return "".join(parts)
 
 
@@ -414,24 +518,33 @@ def timing_section(run: records.RunRecord) -> str:
     for node, e in run.executions.items():
         width = 100 * e.seconds / longest
         bar = f'<div class="bar" style="width:{width:.1f}%"></div>'
-        rows.append([
-            h.td(html.escape(node), header=True),
-            h.td(html.escape(e.state.lower()), key="component_state", component=node, value=e.state),
-            h.td(h.clock(e.created_ms)),
-            h.td(f"{e.seconds:.1f}", key="seconds", component=node, value=e.seconds),
-            h.td(bar, cls_="barcell"),
-        ])
+        rows.append(
+            [
+                h.td(html.escape(node), header=True),
+                h.td(html.escape(e.state.lower()), key="component_state", component=node, value=e.state),
+                h.td(h.clock(e.created_ms)),
+                h.td(f"{e.seconds:.1f}", key="seconds", component=node, value=e.seconds),
+                h.td(bar, cls_="barcell"),
+            ]
+        )
     start = min(e.created_ms for e in run.executions.values())
     end = max(e.updated_ms for e in run.executions.values())
-    caption = (f"From ML Metadata (execution created / last updated); first component to last: "
-               f"{(end - start) / 1000:.1f} s. Cached components took no work.")
+    caption = (
+        f"From ML Metadata (execution created / last updated); first component to last: "
+        f"{(end - start) / 1000:.1f} s. Cached components took no work."
+    )
     return h.table(["component", "state", "started", "seconds", ""], rows, caption=caption)
-
 
 
 def compare_section(previous: results.RunSummary, summary: results.RunSummary) -> str:
     from flowers.runs import compare
 
-    rows = [[h.td(html.escape(what), header=True), h.td(html.escape(a)), h.td(html.escape(b), key="compare", name=what, value=b)]
-            for what, a, b in compare.rows(previous, summary)]
+    rows = [
+        [
+            h.td(html.escape(what), header=True),
+            h.td(html.escape(a)),
+            h.td(html.escape(b), key="compare", name=what, value=b),
+        ]
+        for what, a, b in compare.rows(previous, summary)
+    ]
     return h.table(["", "previous run", "this run"], rows, caption="`flowers compare` of the two runs")

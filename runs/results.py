@@ -3,6 +3,7 @@ heads with), built from the run's record (runs/records.py) and kept on its
 ML Metadata context when it ends; and the few things the supervisor writes
 there (spans read, interrupted).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -99,14 +100,18 @@ def summarize(store: mlmd.MetadataStore, run_id: str, live_run: str | None = Non
         seconds=run.seconds,
         settings=recorded_settings(context),
         tflite=counts.get("tflite"),
-        note=context.custom_properties[NOTE_PROPERTY].string_value if NOTE_PROPERTY in context.custom_properties else None,
+        note=context.custom_properties[NOTE_PROPERTY].string_value
+        if NOTE_PROPERTY in context.custom_properties
+        else None,
     )
 
 
 def _state(context, run: records.RunRecord, run_id: str, live_run, pushed_to, blessing, blessed: bool) -> State:
     """What became of the run: recorded by the supervisor where the executions
     alone cannot tell (an interrupted run), else read from them."""
-    recorded = context.custom_properties[STATE_PROPERTY].string_value if STATE_PROPERTY in context.custom_properties else ""
+    recorded = (
+        context.custom_properties[STATE_PROPERTY].string_value if STATE_PROPERTY in context.custom_properties else ""
+    )
     if recorded:
         return State(recorded)
     if pushed_to:
@@ -136,7 +141,9 @@ def _spans(context, examples: list[records.ArtifactRecord]) -> list[int]:
     spans = {int(a.properties["span"]) for a in examples if "span" in a.properties}
     if spans - {0}:
         return sorted(spans)
-    recorded = context.custom_properties[SPANS_PROPERTY].string_value if SPANS_PROPERTY in context.custom_properties else ""
+    recorded = (
+        context.custom_properties[SPANS_PROPERTY].string_value if SPANS_PROPERTY in context.custom_properties else ""
+    )
     return [int(s) for s in recorded.split(",") if s]
 
 
@@ -224,10 +231,14 @@ def history_header(columns: tuple[str, ...] = ()) -> str:
 
 def history_row(summary: RunSummary, columns: tuple[str, ...] = ()) -> str:
     """One line of `flowers history`."""
+
     def fmt(value):
         return "-" if value is None else f"{value:.4f}"
 
-    counts = "/".join("-" if n is None else str(n) for n in (summary.train_examples, summary.validation_examples, summary.eval_examples))
+    counts = "/".join(
+        "-" if n is None else str(n)
+        for n in (summary.train_examples, summary.validation_examples, summary.eval_examples)
+    )
     why = summary.pushed_version or "; ".join(summary.gate_failures)
     if summary.note:
         why = f"{why} ({summary.note})"
@@ -272,14 +283,18 @@ def summary_lines(summary: RunSummary) -> list[str]:
     if summary.spans:
         lines.append(f"spans:          {', '.join(map(str, summary.spans))}")
     if summary.train_examples is not None:
-        lines.append(f"examples:       {summary.train_examples} train, {summary.validation_examples} validation, {summary.eval_examples} eval")
+        lines.append(
+            f"examples:       {summary.train_examples} train, {summary.validation_examples} validation, {summary.eval_examples} eval"
+        )
     if summary.accuracy is not None:
         lines.append(f"eval accuracy:  {acc} on {summary.eval_examples} eval examples")
     if summary.tflite:
         lines.append(f"tflite:         {tflite_line(summary.tflite)}")
     if summary.accuracy is not None and summary.baseline_version and summary.baseline_accuracy is not None:
         change = summary.accuracy - summary.baseline_accuracy
-        lines.append(f"baseline:       version {summary.baseline_version}, accuracy {summary.baseline_accuracy:.4f} ({change:+.4f})")
+        lines.append(
+            f"baseline:       version {summary.baseline_version}, accuracy {summary.baseline_accuracy:.4f} ({change:+.4f})"
+        )
     elif summary.accuracy is not None:
         lines.append("baseline:       none (first model)")
     for name, recall in summary.per_class_recall.items():
@@ -302,5 +317,3 @@ def _time(millis: int) -> str | None:
     if not millis:
         return None
     return datetime.datetime.fromtimestamp(millis / 1000, datetime.timezone.utc).isoformat(timespec="seconds")
-
-

@@ -7,6 +7,7 @@ folder and renamed, so no reader ever sees half a model. The copy is
 recorded in ML Metadata as a PushedModel of its own (what `predict` and the
 report find) under a run of its own, which `flowers history` lists.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -72,7 +73,7 @@ def _copy(serving_dir: str, version: str, new: str) -> str:
 
     source, staging, final = (f"{serving_dir}/{name}" for name in (version, f".rollback-{new}", new))
     for folder, _, files in tf.io.gfile.walk(source):
-        target = staging + folder[len(source):]
+        target = staging + folder[len(source) :]
         tf.io.gfile.makedirs(target)
         for name in files:
             tf.io.gfile.copy(f"{folder}/{name}", f"{target}/{name}", overwrite=True)
@@ -123,6 +124,3 @@ def _summary_of_version(store, version: str) -> results.RunSummary | None:
 
 def describe(result: Rollback) -> str:
     return f"version {result.source} is served again as version {result.version} ({result.path}); recorded as {result.run_id}"
-
-
-

@@ -1,11 +1,12 @@
 """Shared fixtures: real photos and shards taken from the bundled sample, so
 the suite needs neither network nor ../shared."""
+
 from __future__ import annotations
 
 import pytest
+from samples import sample_examples
 
 from flowers import features  # first: flowers selects Keras 2 before TensorFlow loads
-from samples import sample_examples
 
 
 @pytest.fixture(scope="session")
@@ -36,8 +37,14 @@ def sample_jpeg() -> bytes:
 # A 3-epoch model on 37 eval photos may still miss most of one class: the
 # per-class recall floor (default 0.5) is off for the shared tiny run.
 TINY_RUN_SETTINGS = (
-    "--set", "training.epochs=3", "--set", "training.fine_tune_epochs=1", "--min-accuracy", "0.3",
-    "--set", "gates.min_class_recall=0",
+    "--set",
+    "training.epochs=3",
+    "--set",
+    "training.fine_tune_epochs=1",
+    "--min-accuracy",
+    "0.3",
+    "--set",
+    "gates.min_class_recall=0",
 )
 # Every run of the suite runs Beam inside its component's process: on a few
 # hundred records, starting DirectRunner's worker processes for each Beam
@@ -89,9 +96,15 @@ def kfp_home(tmp_path, monkeypatch):
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
-    for name in ("KF_PIPELINES_ENDPOINT", "KF_PIPELINES_UI_ENDPOINT", "KF_PIPELINES_IAP_OAUTH2_CLIENT_ID",
-                 "KF_PIPELINES_APP_OAUTH2_CLIENT_ID", "KF_PIPELINES_APP_OAUTH2_CLIENT_SECRET",
-                 "KF_PIPELINES_DEFAULT_EXPERIMENT_NAME", "KF_PIPELINES_OVERRIDE_EXPERIMENT_NAME"):
+    for name in (
+        "KF_PIPELINES_ENDPOINT",
+        "KF_PIPELINES_UI_ENDPOINT",
+        "KF_PIPELINES_IAP_OAUTH2_CLIENT_ID",
+        "KF_PIPELINES_APP_OAUTH2_CLIENT_ID",
+        "KF_PIPELINES_APP_OAUTH2_CLIENT_SECRET",
+        "KF_PIPELINES_DEFAULT_EXPERIMENT_NAME",
+        "KF_PIPELINES_OVERRIDE_EXPERIMENT_NAME",
+    ):
         monkeypatch.delenv(name, raising=False)
     import kfp
 

@@ -1,4 +1,5 @@
 """Real examples from the bundled sample, for tests."""
+
 from __future__ import annotations
 
 import glob

@@ -1,5 +1,6 @@
 """Folders are layers and imports point down (docs/architecture.md): a module
 imports only from its own folder or a folder ranked below it."""
+
 import ast
 import pathlib
 

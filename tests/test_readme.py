@@ -3,6 +3,7 @@ every `flowers ...` command they show exists in the CLI, every `--set` is a
 known setting, every repository file they name exists, every relative link
 leads somewhere, and the README stays short. A renamed command, setting or
 module fails here, not in a user's shell."""
+
 from __future__ import annotations
 
 import pathlib
@@ -46,7 +47,7 @@ def command_paths(text: str) -> set[tuple[str, ...]]:
                 if program != "flowers" and not program.endswith("/bin/flowers"):
                     continue
                 path = []
-                for arg in words[i + 1:]:
+                for arg in words[i + 1 :]:
                     if not SUBCOMMAND.fullmatch(arg):
                         break
                     path.append(arg)

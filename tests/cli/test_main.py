@@ -1,4 +1,5 @@
 """User errors end in one actionable message and exit code 2, not a traceback."""
+
 import subprocess
 import sys
 import time
@@ -30,7 +31,9 @@ def test_convert_reports_counts_and_skipped_files(capsys, photos_dir, tmp_path):
 
     shutil.copytree(photos_dir, tmp_path / "photos")
     (tmp_path / "photos" / "daisy" / "readme.jpg").write_text("hello")
-    code, out = run_cli(capsys, "data", "convert", str(tmp_path / "photos"), str(tmp_path / "out"), "--image-size", "32")
+    code, out = run_cli(
+        capsys, "data", "convert", str(tmp_path / "photos"), str(tmp_path / "out"), "--image-size", "32"
+    )
     # The good photos are written; the exit code says one input failed.
     assert code == 1
     assert "wrote 15 examples in 2 shard(s)" in out.out
@@ -70,7 +73,9 @@ def test_bad_settings_are_refused_at_once_by_name(args, named, tmp_path):
     start = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "flowers.cli.main", "run", "--output-dir", str(tmp_path / "out"), *args],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     seconds = time.monotonic() - start
     assert done.returncode == 2 and named in done.stderr and "Traceback" not in done.stderr

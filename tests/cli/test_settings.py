@@ -1,4 +1,5 @@
 """`flowers config show/docs` and a settings file read by the commands."""
+
 import os
 import subprocess
 import sys
@@ -10,7 +11,9 @@ from flowers import settings
 
 def flowers_in(folder, *args):
     env = {k: v for k, v in os.environ.items() if k != settings.FILE_ENV}
-    return subprocess.run([sys.executable, "-m", "flowers.cli.main", *args], cwd=folder, env=env, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "flowers.cli.main", *args], cwd=folder, env=env, capture_output=True, text=True
+    )
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 README makes about it, run here. The CLI's click group runs in-process (its
 handlers import TensorFlow once per process); `tfx run create` starts the
 pipeline file in a child Python, as it does for users."""
+
 from __future__ import annotations
 
 import json
@@ -16,10 +17,10 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx.tools.cli.cli_main import cli_group
 
-from flowers.kubeflow import runner
 import flowers.cli as cli_package
 from flowers.cli.kubeflow import SETTINGS_ENV
 from flowers.config import PipelineConfig
+from flowers.kubeflow import runner
 
 CLI_DIR = os.path.dirname(cli_package.__file__)
 LOCAL_FILE = os.path.join(CLI_DIR, "tfx_local_runner.py")
@@ -98,7 +99,9 @@ def test_local_engine_run_create_runs_the_pipeline_file_with_the_settings(tfx_en
 
 
 def test_vertex_engine_compiles_the_kubeflow_v2_spec(tfx_env, kfp_home, monkeypatch):
-    config = PipelineConfig(output_dir="gs://flowers-test/tfx-cli").override({"kubeflow.image": "registry.example/flowers:cli"})
+    config = PipelineConfig(output_dir="gs://flowers-test/tfx-cli").override(
+        {"kubeflow.image": "registry.example/flowers:cli"}
+    )
     monkeypatch.setenv(SETTINGS_ENV, f"output_dir={config.output_dir} image={config.kubeflow.image}")
     monkeypatch.setenv("FLOWERS_PACKAGE", str(tfx_env / "flowers.json"))
     compiled = tfx("pipeline", "compile", "--engine=vertex", f"--pipeline_path={KUBEFLOW_V2_FILE}")
@@ -125,7 +128,13 @@ def test_vertex_engine_compiles_the_kubeflow_v2_spec(tfx_env, kfp_home, monkeypa
 def test_kubeflow_engine_is_broken_in_tfx_1_16(tfx_env, monkeypatch):
     """Its handler imports the KFP v1 runner that TFX 1.16 removed."""
     monkeypatch.setenv(SETTINGS_ENV, "output_dir=gs://flowers-test/x")
-    result = tfx("pipeline", "create", "--engine=kubeflow", f"--pipeline_path={KUBEFLOW_V2_FILE}", "--endpoint=http://127.0.0.1:9")
+    result = tfx(
+        "pipeline",
+        "create",
+        "--engine=kubeflow",
+        f"--pipeline_path={KUBEFLOW_V2_FILE}",
+        "--endpoint=http://127.0.0.1:9",
+    )
     assert isinstance(result.exception, ImportError)
     assert "kubeflow_dag_runner" in str(result.exception)
 

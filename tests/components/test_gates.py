@@ -1,6 +1,7 @@
 """The data gate's own checks on real inputs: TFDV running the class-balance
 validation over statistics, and the decode check over ExampleGen-style
 output (gzipped TFRecords per split)."""
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -28,7 +29,9 @@ def anomalies(counts: list[int], ratio: float) -> list[str]:
 
     schema = schema_pb2.Schema()
     schema.feature.add(name=features.CLASS_KEY, type=schema_pb2.INT)
-    found = tfdv.validate_statistics(class_statistics(counts), schema, custom_validation_config=gates.custom_validations(1, ratio))
+    found = tfdv.validate_statistics(
+        class_statistics(counts), schema, custom_validation_config=gates.custom_validations(1, ratio)
+    )
     return [r.short_description for info in found.anomaly_info.values() for r in info.reason]
 
 
@@ -52,7 +55,9 @@ def test_images_that_do_not_decode_are_named_by_split_shard_and_record(tmp_path)
     examples = tf_examples(str(tmp_path), ["train", "eval"])
     label = bad.features.feature[features.LABEL_KEY].bytes_list.value[0].decode()
     (line,) = gates.undecodable_images(examples)
-    assert line.startswith(f"eval: Split-eval/data_tfrecord-00000-of-00001.gz record 1 ({label}): image does not decode (")
+    assert line.startswith(
+        f"eval: Split-eval/data_tfrecord-00000-of-00001.gz record 1 ({label}): image does not decode ("
+    )
 
 
 def tf_examples(uri: str, splits: list[str]):

@@ -6,10 +6,10 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from flowers.components import model as model_lib
-from flowers.components import export
-from flowers.components.fit import WeightsSnapshot, fit
 from flowers import features
+from flowers.components import export
+from flowers.components import model as model_lib
+from flowers.components.fit import WeightsSnapshot, fit
 from flowers.config import TrainingConfig
 
 SMALL = TrainingConfig()
@@ -37,7 +37,7 @@ def test_fine_tuning_unfreezes_the_top_but_not_batch_norm():
     model_lib.unfreeze_top(model, SMALL)
     backbone = model_lib.backbone_of(model)
     trainable = [layer for layer in backbone.layers if layer.trainable]
-    assert trainable and all(layer in backbone.layers[-SMALL.fine_tune_layers:] for layer in trainable)
+    assert trainable and all(layer in backbone.layers[-SMALL.fine_tune_layers :] for layer in trainable)
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in trainable)
     assert model.optimizer.learning_rate.numpy() == pytest.approx(SMALL.fine_tune_learning_rate)
 

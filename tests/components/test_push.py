@@ -1,6 +1,7 @@
 """The push's copy: a version folder appears whole or not at all, and a full
 disk is one line naming the folder and the space needed. Real copies; the
 disk-full cases on a real, small tmpfs (they need the right to mount one)."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """The Trainer takes its input size from the Transform graph it is given."""
+
 import json
 import tempfile
 
@@ -6,13 +7,13 @@ import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
+from samples import sample_examples
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from flowers import features
 from flowers.components import inputs, trainer
 from flowers.components.transform import preprocessing_fn
 from flowers.config import IMAGE_SIZE_KEY, TRAINING_CONFIG_KEY, PipelineConfig, SettingsError, TrainingConfig
-from samples import sample_examples
 
 
 def transform_output(size: int) -> tft.TFTransformOutput:
@@ -24,7 +25,10 @@ def transform_output(size: int) -> tft.TFTransformOutput:
         }
         for e in sample_examples(2)
     ]
-    spec = {features.IMAGE_KEY: tf.io.FixedLenFeature([1], tf.string), features.CLASS_KEY: tf.io.FixedLenFeature([1], tf.int64)}
+    spec = {
+        features.IMAGE_KEY: tf.io.FixedLenFeature([1], tf.string),
+        features.CLASS_KEY: tf.io.FixedLenFeature([1], tf.int64),
+    }
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
     out = tempfile.mkdtemp()
     with tft_beam.Context(temp_dir=tempfile.mkdtemp()):

@@ -1,15 +1,16 @@
 """preprocessing_fn run through tf.Transform's Beam implementation."""
+
 import tempfile
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform.beam as tft_beam
+from samples import sample_examples
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-from samples import sample_examples
+from flowers import features
 from flowers.components.transform import preprocessing_fn
 from flowers.config import IMAGE_SIZE_KEY
-from flowers import features
 
 
 def test_preprocessing_fn_decodes_and_crops_to_whole_pixel_values():

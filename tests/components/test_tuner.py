@@ -3,14 +3,14 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
+from samples import sample_examples
 from tfx import v1 as tfx
 
+from flowers import features
 from flowers.components import inputs, trainer
 from flowers.components import tuner as tuner_lib
-from flowers.images import decode_and_crop
-from flowers import features
 from flowers.config import TRAINING_CONFIG_KEY, TRIALS_KEY, TrainingConfig
-from samples import sample_examples
+from flowers.images import decode_and_crop
 
 # Small enough for a one-trial search in seconds: 10 real photos at 96 px,
 # one head epoch and one fine-tuning epoch.
@@ -33,7 +33,9 @@ def fn_args(tmp_path, monkeypatch):
     the input pipeline replaced by a handful of decoded photos."""
     monkeypatch.setattr(tuner_lib.tft, "TFTransformOutput", lambda path: None)
     monkeypatch.setattr(inputs, "image_size", lambda tft_output: SIZE)
-    monkeypatch.setattr(inputs, "input_dataset", lambda files, accessor, tft_output, cfg, training, carve=None: tiny_dataset(cfg))
+    monkeypatch.setattr(
+        inputs, "input_dataset", lambda files, accessor, tft_output, cfg, training, carve=None: tiny_dataset(cfg)
+    )
     return tfx.components.FnArgs(
         working_dir=str(tmp_path),
         train_files=["train/*"],

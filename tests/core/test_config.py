@@ -20,7 +20,11 @@ def test_beam_args_split_into_a_tuple():
 
 @pytest.mark.parametrize(
     "values, message",
-    [({"epoch": "3"}, "unknown setting.*epoch"), ({"epochs": "three"}, "epochs='three' is not a valid int"), ({"augment": "maybe"}, "augment")],
+    [
+        ({"epoch": "3"}, "unknown setting.*epoch"),
+        ({"epochs": "three"}, "epochs='three' is not a valid int"),
+        ({"augment": "maybe"}, "augment"),
+    ],
 )
 def test_bad_overrides_name_the_setting(values, message):
     with pytest.raises(ValueError, match=message):

@@ -1,4 +1,5 @@
 """Settings files, sources and the generated reference (core/settings.py)."""
+
 import pathlib
 
 import pytest

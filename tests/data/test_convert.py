@@ -4,8 +4,8 @@ import shutil
 import pytest
 import tensorflow as tf
 
-from flowers.data import convert, layout
 from flowers import features
+from flowers.data import convert, layout
 
 
 def read_shards(paths):

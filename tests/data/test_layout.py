@@ -16,7 +16,11 @@ def patterns(input_config):
 def test_spans_are_split_three_ways_by_hash():
     inputs, outputs, ranged = configs(SAMPLE_DATA)
     assert patterns(inputs) == {"single_split": "span-{SPAN}/*.tfrec"}
-    assert [(s.name, s.hash_buckets) for s in outputs.split_config.splits] == [("train", 70), ("validation", 15), ("eval", 15)]
+    assert [(s.name, s.hash_buckets) for s in outputs.split_config.splits] == [
+        ("train", 70),
+        ("validation", 15),
+        ("eval", 15),
+    ]
     assert ranged is None  # the newest span, resolved at run time
 
 

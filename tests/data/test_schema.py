@@ -9,8 +9,17 @@ def test_curated_schema_matches_feature_keys_and_classes():
     with open(f"{CURATED_SCHEMA}/schema.pbtxt") as f:
         schema = text_format.Parse(f.read(), schema_pb2.Schema())
     by_name = {f.name: f for f in schema.feature}
-    assert set(by_name) == {features.IMAGE_KEY, features.CLASS_KEY, features.LABEL_KEY, features.SIZE_KEY, features.ONE_HOT_KEY}
-    assert (by_name[features.CLASS_KEY].int_domain.min, by_name[features.CLASS_KEY].int_domain.max) == (0, features.NUM_CLASSES - 1)
+    assert set(by_name) == {
+        features.IMAGE_KEY,
+        features.CLASS_KEY,
+        features.LABEL_KEY,
+        features.SIZE_KEY,
+        features.ONE_HOT_KEY,
+    }
+    assert (by_name[features.CLASS_KEY].int_domain.min, by_name[features.CLASS_KEY].int_domain.max) == (
+        0,
+        features.NUM_CLASSES - 1,
+    )
     assert tuple(schema.string_domain[0].value) == features.CLASS_NAMES
     assert by_name[features.ONE_HOT_KEY].shape.dim[0].size == features.NUM_CLASSES
 
@@ -18,7 +27,6 @@ def test_curated_schema_matches_feature_keys_and_classes():
 def test_curated_schema_flags_out_of_domain_classes_and_missing_images(tmp_path):
     import tensorflow as tf
     import tensorflow_data_validation as tfdv
-
     from samples import sample_examples
 
     examples = sample_examples(4)

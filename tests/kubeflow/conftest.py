@@ -1,6 +1,7 @@
 """Fixtures for the Kubeflow tests: a loopback stand-in for the KFP API server
 that records what the kfp client sends, and a kfp environment with no
 credentials or context of the machine's user."""
+
 from __future__ import annotations
 
 import itertools

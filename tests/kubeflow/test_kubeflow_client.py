@@ -1,6 +1,7 @@
 """`flowers kubeflow submit / schedule / runs` up to the HTTP boundary: the kfp
 2.x client talks to a loopback server that records its requests (no Kubeflow
 cluster can run here)."""
+
 from __future__ import annotations
 
 import json
@@ -17,11 +18,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from flowers.config import TRAINING_CONFIG_KEY
+from flowers.cli.kubeflow import kubeflow
+from flowers.config import TRAINING_CONFIG_KEY, PipelineConfig
 from flowers.kubeflow import client as kfp_client
 from flowers.kubeflow import runner
-from flowers.cli.kubeflow import kubeflow
-from flowers.config import PipelineConfig
 
 OUTPUT_DIR = "gs://flowers-test/kfp"
 IMAGE = "registry.example/flowers:test"
@@ -54,8 +54,16 @@ def epochs_of(parameters: dict) -> int:
 def test_submit_uploads_the_compiled_spec_with_the_run_parameters(kfp_server, tmp_path):
     package = tmp_path / "flowers.yaml"
     result = invoke(
-        "submit", "--host", kfp_server.url, *pipeline_args(package),
-        "--epochs", "3", "--run-name", "nightly", "--param", "data_root=gs://flowers-test/new-photos",
+        "submit",
+        "--host",
+        kfp_server.url,
+        *pipeline_args(package),
+        "--epochs",
+        "3",
+        "--run-name",
+        "nightly",
+        "--param",
+        "data_root=gs://flowers-test/new-photos",
     )
     assert result.exit_code == 0, result.output
     [run] = kfp_server.bodies("POST", "/runs")
@@ -67,7 +75,10 @@ def test_submit_uploads_the_compiled_spec_with_the_run_parameters(kfp_server, tm
     assert parameters["eval_config"] == runner.runtime_values(PipelineConfig(output_dir=OUTPUT_DIR))["eval_config"]
     assert run["runtime_config"]["pipeline_root"] == f"{OUTPUT_DIR}/tfx"
     [experiment] = kfp_server.bodies("POST", "/experiments")
-    assert experiment["display_name"] == "flowers" and run["experiment_id"] == kfp_server.experiments["flowers"]["experiment_id"]
+    assert (
+        experiment["display_name"] == "flowers"
+        and run["experiment_id"] == kfp_server.experiments["flowers"]["experiment_id"]
+    )
     assert "run run-" in result.output
     # No credentials configured, none sent: kfp's conventions, not ours, decide.
     assert all("Authorization" not in r["headers"] and "Cookie" not in r["headers"] for r in kfp_server.requests)
@@ -76,8 +87,16 @@ def test_submit_uploads_the_compiled_spec_with_the_run_parameters(kfp_server, tm
 def test_schedule_creates_a_recurring_run_from_the_cron_expression(kfp_server, tmp_path):
     package = tmp_path / "flowers.yaml"
     result = invoke(
-        "schedule", "--host", kfp_server.url, *pipeline_args(package),
-        "--cron", "0 0 3 * * 1", "--min-accuracy", "0.8", "--experiment", "retraining",
+        "schedule",
+        "--host",
+        kfp_server.url,
+        *pipeline_args(package),
+        "--cron",
+        "0 0 3 * * 1",
+        "--min-accuracy",
+        "0.8",
+        "--experiment",
+        "retraining",
     )
     assert result.exit_code == 0, result.output
     [job] = kfp_server.bodies("POST", "/recurringruns")
@@ -88,14 +107,21 @@ def test_schedule_creates_a_recurring_run_from_the_cron_expression(kfp_server, t
     assert job["runtime_config"]["pipeline_root"] == f"{OUTPUT_DIR}/tfx"
     parameters = job["runtime_config"]["parameters"]
     assert '"lower_bound": 0.8' in parameters["eval_config"]
-    assert parameters == runner.runtime_values(PipelineConfig(output_dir=OUTPUT_DIR).override({"gates.min_accuracy": 0.8}))
+    assert parameters == runner.runtime_values(
+        PipelineConfig(output_dir=OUTPUT_DIR).override({"gates.min_accuracy": 0.8})
+    )
     assert job["experiment_id"] == kfp_server.experiments["retraining"]["experiment_id"]
     assert "cron '0 0 3 * * 1'" in result.output
 
 
 def test_runs_lists_the_newest_runs(kfp_server, tmp_path):
     for name in ("first", "second"):
-        assert invoke("submit", "--host", kfp_server.url, *pipeline_args(tmp_path / "p.yaml"), "--run-name", name).exit_code == 0
+        assert (
+            invoke(
+                "submit", "--host", kfp_server.url, *pipeline_args(tmp_path / "p.yaml"), "--run-name", name
+            ).exit_code
+            == 0
+        )
     result = invoke("runs", "--host", kfp_server.url, "--limit", "5")
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.splitlines() if line.startswith("run-")]
@@ -116,7 +142,9 @@ def test_existing_kfp_credentials_are_used_as_kfp_finds_them(kfp_server, kfp_hom
     # The reachability probe before it carries no credential.
     [probe] = [r for r in kfp_server.requests if r not in kfp_requests]
     assert probe["path"] == kfp_client.HEALTHZ and "Cookie" not in probe["headers"]
-    assert context.read_text() == json.dumps({"namespace": "", "client_authentication_cookie": "authservice_session=abc"})
+    assert context.read_text() == json.dumps(
+        {"namespace": "", "client_authentication_cookie": "authservice_session=abc"}
+    )
 
 
 def test_no_command_takes_a_secret():
@@ -126,7 +154,9 @@ def test_no_command_takes_a_secret():
 
 def test_refusals_and_bad_input_are_clean_messages(kfp_server, tmp_path):
     args = pipeline_args(tmp_path / "p.yaml")
-    refused = CliRunner().invoke(kubeflow, ["submit", "--host", kfp_server.url, *args, "--experiment", kfp_server.REFUSED_EXPERIMENT])
+    refused = CliRunner().invoke(
+        kubeflow, ["submit", "--host", kfp_server.url, *args, "--experiment", kfp_server.REFUSED_EXPERIMENT]
+    )
     assert refused.exit_code == 1 and isinstance(refused.exception, SystemExit)
     assert "answered 500" in refused.output and "experiment store unavailable" in refused.output
     assert not kfp_server.bodies("POST", "/runs")
@@ -150,16 +180,27 @@ def test_registered_on_the_main_cli():
     from flowers.cli.main import cli
 
     assert cli.commands["kubeflow"] is kubeflow
-    assert isinstance(kubeflow, click.Group) and set(kubeflow.commands) == {"compile", "preflight", "submit", "schedule", "runs", "kserve"}
+    assert isinstance(kubeflow, click.Group) and set(kubeflow.commands) == {
+        "compile",
+        "preflight",
+        "submit",
+        "schedule",
+        "runs",
+        "kserve",
+    }
     env = {**os.environ, "PYTHONPATH": ""}
-    done = subprocess.run([sys.executable, "-m", "flowers.cli.main", "kubeflow", "--help"], capture_output=True, text=True, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "flowers.cli.main", "kubeflow", "--help"], capture_output=True, text=True, env=env
+    )
     assert done.returncode == 0, done.stderr
     assert "schedule" in done.stdout
 
 
 def test_compile_command_writes_the_package(tmp_path):
     package = tmp_path / "out" / "flowers.yaml"
-    result = invoke("compile", *pipeline_args(package), "--beam-arg=--runner=DataflowRunner", "--beam-arg", "--region=r")
+    result = invoke(
+        "compile", *pipeline_args(package), "--beam-arg=--runner=DataflowRunner", "--beam-arg", "--region=r"
+    )
     assert result.exit_code == 0, result.output
     spec = yaml.safe_load(package.read_text())
     trainer = spec["deploymentSpec"]["executors"]["Trainer_executor"]["container"]
@@ -234,14 +275,27 @@ def test_compiling_a_gs_data_root_without_credentials_fails_in_seconds(no_google
     package = tmp_path / "p.yaml"
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "flowers.cli.main", "kubeflow", "compile", *pipeline_args(package),
-         "--data-root", "gs://flowers-test/data"],
-        capture_output=True, text=True, env=no_google_credentials, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "flowers.cli.main",
+            "kubeflow",
+            "compile",
+            *pipeline_args(package),
+            "--data-root",
+            "gs://flowers-test/data",
+        ],
+        capture_output=True,
+        text=True,
+        env=no_google_credentials,
+        timeout=120,
     )
     elapsed = time.monotonic() - started
     assert done.returncode == 1, done.stderr[-3000:]
     assert "cannot read gs://flowers-test/data: no Google credentials are configured" in done.stderr
-    assert elapsed < 60, elapsed  # before: 1 min 50 s of TensorFlow's token and request retries (loose: a loaded CI machine)
+    assert elapsed < 60, (
+        elapsed
+    )  # before: 1 min 50 s of TensorFlow's token and request retries (loose: a loaded CI machine)
     assert not package.exists()
 
 

@@ -1,6 +1,7 @@
 """The compiled KFP v2 spec is the local pipeline: same components and
 dependencies, the configured image and Beam arguments, runtime parameters
 whose defaults are the local values."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,8 +21,15 @@ from flowers.data import layout
 from flowers.kubeflow import runner
 from flowers.pipeline.pipeline import create_components, create_pipeline
 
-CONFIG = PipelineConfig(output_dir="gs://flowers-test/run").override({"kubeflow.image": "registry.example/flowers:test"})
-DATAFLOW = ("--runner=DataflowRunner", "--project=my-project", "--region=europe-west4", "--temp_location=gs://flowers-test/tmp")
+CONFIG = PipelineConfig(output_dir="gs://flowers-test/run").override(
+    {"kubeflow.image": "registry.example/flowers:test"}
+)
+DATAFLOW = (
+    "--runner=DataflowRunner",
+    "--project=my-project",
+    "--region=europe-west4",
+    "--temp_location=gs://flowers-test/tmp",
+)
 
 
 def compile_to(config: PipelineConfig, path, backend: str | None = None) -> dict:
@@ -84,7 +92,7 @@ def test_every_container_runs_the_configured_image_and_beam_args(spec):
     for name, container in containers(spec).items():
         assert container["image"] == CONFIG.kubeflow.image, name
         assert container["command"] == list(runner.ENTRYPOINT_COMMAND), name
-        assert container["args"][-len(CONFIG.run.beam_args):] == list(CONFIG.run.beam_args), name
+        assert container["args"][-len(CONFIG.run.beam_args) :] == list(CONFIG.run.beam_args), name
 
 
 def test_runtime_parameters_carry_the_local_values_as_defaults(spec):
@@ -128,7 +136,13 @@ def test_compiling_twice_gives_the_same_spec(package, tmp_path):
 
 def test_overrides_reach_the_spec(tmp_path):
     config = CONFIG.override(
-        {"data_root": "gs://flowers-test/photos-tfrecords", "epochs": "3", "min_accuracy": "0.9", "image": "gcr.io/p/flowers:2", "beam_args": " ".join(DATAFLOW)}
+        {
+            "data_root": "gs://flowers-test/photos-tfrecords",
+            "epochs": "3",
+            "min_accuracy": "0.9",
+            "image": "gcr.io/p/flowers:2",
+            "beam_args": " ".join(DATAFLOW),
+        }
     )
     # A data root whose spans hold train/ and eval/ folders (the layout given:
     # a gs:// root cannot be read from here).
@@ -141,7 +155,7 @@ def test_overrides_reach_the_spec(tmp_path):
     assert threshold.per_slice_thresholds[0].threshold.value_threshold.lower_bound.value == 0.9
     for container in containers(spec).values():
         assert container["image"] == "gcr.io/p/flowers:2"
-        assert container["args"][-len(DATAFLOW):] == list(DATAFLOW)  # passed through unchanged
+        assert container["args"][-len(DATAFLOW) :] == list(DATAFLOW)  # passed through unchanged
     input_config = tasks(spec)["ImportExampleGen"]["inputs"]["parameters"]["input_config"]["runtimeValue"]["constant"]
     assert [s["pattern"] for s in json.loads(input_config)["splits"]] == ["span-*/train/*.tfrec", "span-*/eval/*.tfrec"]
 
@@ -159,7 +173,11 @@ def test_vertex_pipeline_job_json(tmp_path):
 @pytest.mark.parametrize(
     "setting, value, message",
     [
-        ("output_dir", "outputs", "output_dir 'outputs' is a path on this machine, which the pods of a kfp run cannot reach"),
+        (
+            "output_dir",
+            "outputs",
+            "output_dir 'outputs' is a path on this machine, which the pods of a kfp run cannot reach",
+        ),
         ("output_dir", "/mnt/shared/flowers", "is a path on this machine"),
         ("data.data_root", "/home/me/photos", "data.data_root '/home/me/photos' is a path on this machine"),
         ("output_dir", "s3://bucket/flowers", "no S3 file system .*tensorflow-io.*apache-beam\\[aws\\]"),
@@ -197,7 +215,10 @@ def test_open_source_kfp_build_has_no_resolver_tasks(spec, tmp_path):
         compile_to(CONFIG.override({"warm_start": "true"}), tmp_path / "warm.yaml")
     warm = compile_to(CONFIG.override({"warm_start": "true"}), tmp_path / "warm.yaml", "vertex")
     resolvers = sorted(t for t in tasks(warm) if "resolver" in t)
-    assert resolvers == ["latest_blessed_model_resolver-model-blessing-resolver", "latest_blessed_model_resolver-model-resolver"]
+    assert resolvers == [
+        "latest_blessed_model_resolver-model-blessing-resolver",
+        "latest_blessed_model_resolver-model-resolver",
+    ]
     assert len(containers(warm)) == len(tasks(warm)) - 2
     no_baseline = compile_to(CONFIG.override({"compare_to_blessed": "false"}), tmp_path / "plain.yaml")
     assert "baseline_model" not in json.dumps(tasks(no_baseline)["Evaluator"])
@@ -227,7 +248,8 @@ def test_default_resources_for_trainer_transform_and_evaluator(spec):
     for label, prefix in (("Transform_executor", "transform"), ("Evaluator_executor", "evaluator")):
         got = found[label]
         assert (got.cpu_request, got.cpu_limit, got.memory_request, got.memory_limit) == tuple(
-            getattr(CONFIG.kubeflow.resources[prefix], name) for name in ("cpu", "cpu_limit", "memory_gb", "memory_limit_gb")
+            getattr(CONFIG.kubeflow.resources[prefix], name)
+            for name in ("cpu", "cpu_limit", "memory_gb", "memory_limit_gb")
         )
 
 
@@ -236,11 +258,16 @@ def test_resource_settings_reach_the_spec(tmp_path):
         {
             "kubeflow.resources.trainer.accelerator": "NVIDIA_TESLA_T4",
             "kubeflow.resources.trainer.accelerator_count": "2",
-            "kubeflow.resources.trainer.cpu": "6", "kubeflow.resources.trainer.cpu_limit": "0",
-            "kubeflow.resources.trainer.memory_gb": "30", "kubeflow.resources.trainer.memory_limit_gb": "30",
+            "kubeflow.resources.trainer.cpu": "6",
+            "kubeflow.resources.trainer.cpu_limit": "0",
+            "kubeflow.resources.trainer.memory_gb": "30",
+            "kubeflow.resources.trainer.memory_limit_gb": "30",
             "run.tune": "true",
             # a flat name of earlier releases still works
-            "transform_cpu": "0", "transform_cpu_limit": "0", "transform_memory_gb": "0", "transform_memory_limit_gb": "0",
+            "transform_cpu": "0",
+            "transform_cpu_limit": "0",
+            "transform_memory_gb": "0",
+            "transform_memory_limit_gb": "0",
         }
     )
     found = resources(compile_to(config, tmp_path / "gpu.yaml"))
@@ -258,7 +285,10 @@ def test_resource_settings_reach_the_spec(tmp_path):
             {"kubeflow.resources.trainer.cpu": "8", "kubeflow.resources.trainer.cpu_limit": "4"},
             "kubeflow.resources.trainer.cpu_limit=4.0 is below kubeflow.resources.trainer.cpu=8.0",
         ),
-        ({"evaluator_memory_limit_gb": "1"}, "evaluator.memory_limit_gb=1.0 is below kubeflow.resources.evaluator.memory_gb"),
+        (
+            {"evaluator_memory_limit_gb": "1"},
+            "evaluator.memory_limit_gb=1.0 is below kubeflow.resources.evaluator.memory_gb",
+        ),
         (
             {"kubeflow.resources.trainer.accelerator": "TPU_V9"},
             "kubeflow.resources.trainer.accelerator='TPU_V9': allowed one of none, nvidia.com/gpu",
@@ -280,7 +310,9 @@ def test_custom_validations_compile_as_json_for_their_executor(spec):
     from flowers.components import gates
 
     validator = tasks(spec)["ExampleValidator"]["inputs"]["parameters"]["custom_validation_config"]
-    compiled = json_format.Parse(validator["runtimeValue"]["constant"], custom_validation_config_pb2.CustomValidationConfig())
+    compiled = json_format.Parse(
+        validator["runtimeValue"]["constant"], custom_validation_config_pb2.CustomValidationConfig()
+    )
     assert compiled == gates.custom_validations(CONFIG.gates.min_class_examples, CONFIG.gates.max_class_ratio)
     executor = containers(spec)["ExampleValidator_executor"]
     assert executor["args"][:2] == ["--executor_class_path", "flowers.kubeflow.executors.ExampleValidatorExecutor"]
@@ -297,7 +329,9 @@ def test_the_validator_executor_hands_tfx_the_proto(monkeypatch):
     seen = {}
     monkeypatch.setattr(tfx_executor.Executor, "Do", lambda self, i, o, exec_properties: seen.update(exec_properties))
     proto = gates.custom_validations(3)
-    executors.ExampleValidatorExecutor().Do({}, {}, {"custom_validation_config": proto_utils.proto_to_json(proto), "exclude_splits": "[]"})
+    executors.ExampleValidatorExecutor().Do(
+        {}, {}, {"custom_validation_config": proto_utils.proto_to_json(proto), "exclude_splits": "[]"}
+    )
     assert isinstance(seen["custom_validation_config"], custom_validation_config_pb2.CustomValidationConfig)
     assert seen["custom_validation_config"] == proto and seen["exclude_splits"] == "[]"
 

@@ -1,5 +1,6 @@
 """Bad data never becomes a pushed model: each case is a real run on a small
 data root made from the bundled sample, stopped by the data gate (exit 4)."""
+
 from __future__ import annotations
 
 import os
@@ -8,12 +9,12 @@ import sys
 
 import pytest
 import tensorflow as tf
-
 from conftest import IN_PROCESS_BEAM
-from flowers import features, outcome
-from flowers.runs import records, results
-from flowers.config import PipelineConfig
 from samples import sample_examples
+
+from flowers import features, outcome
+from flowers.config import PipelineConfig
+from flowers.runs import records, results
 
 pytestmark = pytest.mark.slow
 
@@ -66,8 +67,13 @@ def not_a_jpeg(examples):
     return examples
 
 
-CASES = {"class_seven": class_seven, "no_tulips": no_tulips, "no_class_feature": no_class_feature, "unbalanced": unbalanced,
-         "not_a_jpeg": not_a_jpeg}
+CASES = {
+    "class_seven": class_seven,
+    "no_tulips": no_tulips,
+    "no_class_feature": no_class_feature,
+    "unbalanced": unbalanced,
+    "not_a_jpeg": not_a_jpeg,
+}
 
 
 @pytest.fixture(scope="module")
@@ -78,10 +84,27 @@ def refused_runs(tmp_path_factory):
         base = tmp_path_factory.mktemp(name)
         root = write_root(base / "data", spoil(sample_examples(60)))
         out = str(base / "out")
-        started[name] = (out, subprocess.Popen(
-            [sys.executable, "-m", "flowers.cli.main", "run", "--data-root", root, "--output-dir", out, "--set", "report=false", *IN_PROCESS_BEAM],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        ))
+        started[name] = (
+            out,
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "flowers.cli.main",
+                    "run",
+                    "--data-root",
+                    root,
+                    "--output-dir",
+                    out,
+                    "--set",
+                    "report=false",
+                    *IN_PROCESS_BEAM,
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            ),
+        )
     return {name: (out, *p.communicate(timeout=900), p.returncode) for name, (out, p) in started.items()}
 
 
@@ -92,7 +115,10 @@ def refused_runs(tmp_path_factory):
         ("no_tulips", "some class has fewer than 1 example(s) (min_class_examples)"),
         ("no_class_feature", "class: Column is completely missing"),
         ("not_a_jpeg", "): image does not decode ("),
-        ("unbalanced", "class: classes out of balance: the largest class has over 8 times the examples of the smallest (gates.max_class_ratio)"),
+        (
+            "unbalanced",
+            "class: classes out of balance: the largest class has over 8 times the examples of the smallest (gates.max_class_ratio)",
+        ),
     ],
 )
 def test_bad_data_ends_with_exit_4_and_no_model(refused_runs, case, expected):
@@ -107,6 +133,9 @@ def test_bad_data_ends_with_exit_4_and_no_model(refused_runs, case, expected):
     assert "Trainer" not in summary.executions and summary.model_uri is None
     if case == "not_a_jpeg":  # the statistics saw nothing wrong; the gate's decode check did
         assert summary.anomalies == {}
-        assert any(line.startswith("DataGate") and "DataRefused: data refused:" in line and expected in line for line in stdout.splitlines())
+        assert any(
+            line.startswith("DataGate") and "DataRefused: data refused:" in line and expected in line
+            for line in stdout.splitlines()
+        )
     else:
         assert any(expected in line for lines in summary.anomalies.values() for line in lines)

@@ -1,11 +1,21 @@
 """The DAG itself: components, wiring and gates, without running it."""
-from flowers.components.evaluation import eval_config
 
+from flowers.components.evaluation import eval_config
 from flowers.config import PipelineConfig
 from flowers.data import layout
 from flowers.pipeline.pipeline import create_components
 
-CHAIN = ["ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "DataGate", "Transform", "Trainer", "Evaluator", "Pusher"]
+CHAIN = [
+    "ImportExampleGen",
+    "StatisticsGen",
+    "ImportSchemaGen",
+    "ExampleValidator",
+    "DataGate",
+    "Transform",
+    "Trainer",
+    "Evaluator",
+    "Pusher",
+]
 
 
 def by_id(config):
@@ -59,7 +69,9 @@ def test_the_data_gate_stands_before_transform():
     assert "b.sample_count >= 3" in sql.sql_expression and "min_class_examples" in sql.description
     assert gates.custom_validations(0) is None
     ratio = gates.custom_validations(0, 8.0).feature_validations[0].validations[0]
-    assert "<= 8.0 * (SELECT MIN(b.sample_count)" in ratio.sql_expression and "gates.max_class_ratio" in ratio.description
+    assert (
+        "<= 8.0 * (SELECT MIN(b.sample_count)" in ratio.sql_expression and "gates.max_class_ratio" in ratio.description
+    )
     assert len(gates.custom_validations(1, 8.0).feature_validations[0].validations) == 2
 
 

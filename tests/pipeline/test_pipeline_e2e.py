@@ -1,4 +1,5 @@
 """The whole chain on the bundled sample, run the way a user runs it."""
+
 from __future__ import annotations
 
 import json
@@ -11,14 +12,14 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import MULTI_PROCESS_BEAM, TINY_RUN_SETTINGS, flowers_cli
+
 from flowers import features, outcome
+from flowers.data import layout
 from flowers.features import HISTORY_FILE
 from flowers.pipeline import supervisor
-from flowers.runs import records, results, predict
-from flowers.data import layout
 from flowers.pipeline.pipeline import create_components
+from flowers.runs import predict, records, results
 
 pytestmark = pytest.mark.slow
 
@@ -62,14 +63,16 @@ def test_terminal_shows_progress_not_library_noise(pipeline_run):
     assert not [line for line in lines if "Warning" in line or "tensorflow/" in line or "Traceback" in line]
     assert len(lines) < 60
     log_line = next(line for line in lines if line.startswith("log: "))
-    with open(log_line[len("log: "):]) as f:
+    with open(log_line[len("log: ") :]) as f:
         assert "Epoch 1/" in f.read()  # Keras' own lines are in the run's log file
 
 
 def test_pushed_model_classifies_raw_jpeg_bytes(pipeline_run, sample_jpeg):
     config, _ = pipeline_run
     model = tf.saved_model.load(predict.newest_pushed_model(config))
-    out = model.signatures[features.BYTES_SIGNATURE](**{features.SERVING_BYTES_INPUT: tf.constant([sample_jpeg, sample_jpeg])})
+    out = model.signatures[features.BYTES_SIGNATURE](
+        **{features.SERVING_BYTES_INPUT: tf.constant([sample_jpeg, sample_jpeg])}
+    )
     probabilities = out[features.PROBABILITIES_OUTPUT].numpy()
     assert probabilities.shape == (2, features.NUM_CLASSES)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
@@ -87,9 +90,13 @@ def test_examples_signature_agrees_with_bytes_signature(pipeline_run, sample_jpe
     from_examples = model.signatures[features.EXAMPLES_SIGNATURE](
         **{features.SERVING_EXAMPLES_INPUT: tf.constant([example.SerializeToString()])}
     )
-    from_bytes = model.signatures[features.BYTES_SIGNATURE](**{features.SERVING_BYTES_INPUT: tf.constant([sample_jpeg])})
+    from_bytes = model.signatures[features.BYTES_SIGNATURE](
+        **{features.SERVING_BYTES_INPUT: tf.constant([sample_jpeg])}
+    )
     np.testing.assert_allclose(
-        from_examples[features.PROBABILITIES_OUTPUT].numpy(), from_bytes[features.PROBABILITIES_OUTPUT].numpy(), rtol=1e-5
+        from_examples[features.PROBABILITIES_OUTPUT].numpy(),
+        from_bytes[features.PROBABILITIES_OUTPUT].numpy(),
+        rtol=1e-5,
     )
 
 
@@ -164,7 +171,10 @@ def test_a_model_below_the_gate_exits_3_and_is_not_pushed(refused_run):
     assert second.baseline_version == os.path.basename(first_push)
     assert predict.newest_pushed_model(config) == first_push
     assert os.listdir(config.serving_dir) == [os.path.basename(first_push)]
-    rows = [json.loads(line) for line in flowers_cli("history", "--output-dir", config.output_dir, "--json").stdout.splitlines()]
+    rows = [
+        json.loads(line)
+        for line in flowers_cli("history", "--output-dir", config.output_dir, "--json").stdout.splitlines()
+    ]
     assert rows[1]["state"] == "refused" and rows[1]["gate_failures"]
 
 
@@ -172,9 +182,20 @@ def test_a_second_run_is_refused_and_sigint_stops_the_first_without_a_push(pipel
     config, _ = pipeline_run
     pushed_before = sorted(os.listdir(config.serving_dir))
     first = subprocess.Popen(
-        [sys.executable, "-m", "flowers.cli.main", "run", "--output-dir", config.output_dir, "--no-cache",
-         *TINY_RUN_SETTINGS, *MULTI_PROCESS_BEAM],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "flowers.cli.main",
+            "run",
+            "--output-dir",
+            config.output_dir,
+            "--no-cache",
+            *TINY_RUN_SETTINGS,
+            *MULTI_PROCESS_BEAM,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     seen = []
     try:

@@ -3,6 +3,7 @@ pushed. One tiny real run (one epoch: a poor model, which is the point),
 SIGINT two seconds after its Pusher ended (while the report is written);
 then the same folder again with the default per-class recall floor, cached
 up to the Trainer."""
+
 from __future__ import annotations
 
 import json
@@ -23,15 +24,35 @@ from flowers.runs import records, results
 
 pytestmark = pytest.mark.slow
 
-ONE_EPOCH = ("--set", "training.epochs=1", "--set", "training.fine_tune_epochs=0", "--min-accuracy", "0", *IN_PROCESS_BEAM)
+ONE_EPOCH = (
+    "--set",
+    "training.epochs=1",
+    "--set",
+    "training.fine_tune_epochs=0",
+    "--min-accuracy",
+    "0",
+    *IN_PROCESS_BEAM,
+)
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("push"))
     first = subprocess.Popen(
-        [sys.executable, "-m", "flowers.cli.main", "run", "--output-dir", out, *ONE_EPOCH, "--set", "gates.min_class_recall=0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "flowers.cli.main",
+            "run",
+            "--output-dir",
+            out,
+            *ONE_EPOCH,
+            "--set",
+            "gates.min_class_recall=0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     seen = []
     for line in first.stdout:

@@ -2,6 +2,7 @@
 span 1, then span 2 added, a worse configuration refused, a window of one
 span, and pruning of old versions. Real runs on two small spans made from the
 bundled sample (few epochs: the gates, not the accuracy, are under test)."""
+
 from __future__ import annotations
 
 import json
@@ -9,12 +10,12 @@ import os
 
 import pytest
 import tensorflow as tf
-
 from conftest import IN_PROCESS_BEAM, flowers_cli
+from samples import sample_examples
+
 from flowers import outcome
 from flowers.config import PipelineConfig
 from flowers.runs import records
-from samples import sample_examples
 
 pytestmark = pytest.mark.slow
 # Small spans: a class can be absent from a 15% validation split of 80
@@ -22,8 +23,20 @@ pytestmark = pytest.mark.slow
 # Few epochs on small uneven spans: the class-balance and per-class recall
 # gates (tested elsewhere) are off too.
 UNGATED_CLASSES = ("--set", "gates.max_class_ratio=0", "--set", "gates.min_class_recall=0")
-FAST = ("--set", "epochs=3", "--set", "fine_tune_epochs=0", "--set", "report=false", "--set", "min_class_examples=0", *UNGATED_CLASSES,
-        "--min-accuracy", "0", *IN_PROCESS_BEAM)
+FAST = (
+    "--set",
+    "epochs=3",
+    "--set",
+    "fine_tune_epochs=0",
+    "--set",
+    "report=false",
+    "--set",
+    "min_class_examples=0",
+    *UNGATED_CLASSES,
+    "--min-accuracy",
+    "0",
+    *IN_PROCESS_BEAM,
+)
 
 
 def write_span(root: str, span: int, examples) -> None:
@@ -42,11 +55,17 @@ def history(out: str) -> list[dict]:
 
 def split_count(store, run_id: str, split: str) -> int:
     """Examples in `split` of the Examples artifacts the run's Trainer read."""
-    trainer = next(e for e in store.get_executions_by_context(
-        store.get_context_by_type_and_name(records.RUN_CONTEXT, run_id).id) if "Trainer" in store.get_execution_types_by_id([e.type_id])[0].name)
+    trainer = next(
+        e
+        for e in store.get_executions_by_context(store.get_context_by_type_and_name(records.RUN_CONTEXT, run_id).id)
+        if "Trainer" in store.get_execution_types_by_id([e.type_id])[0].name
+    )
     events = store.get_events_by_execution_ids([trainer.id])
-    examples = [a for a in store.get_artifacts_by_id([e.artifact_id for e in events if e.type == e.INPUT])
-                if store.get_artifact_types_by_id([a.type_id])[0].name == "Examples"]
+    examples = [
+        a
+        for a in store.get_artifacts_by_id([e.artifact_id for e in events if e.type == e.INPUT])
+        if store.get_artifact_types_by_id([a.type_id])[0].name == "Examples"
+    ]
     files = [f for a in examples for f in tf.io.gfile.glob(f"{a.uri}/Split-{split}/*")]
     return int(tf.data.TFRecordDataset(files, compression_type="GZIP").reduce(0, lambda n, _: n + 1))
 
@@ -61,12 +80,41 @@ def scenario(tmp_path_factory):
     write_span(root, 2, examples[1::2])
     runs["second"] = flowers_cli("run", "--data-root", root, "--output-dir", out, *FAST)
     runs["worse"] = flowers_cli(
-        "run", "--data-root", root, "--output-dir", out, "--min-accuracy", "0", "--set", "report=false", "--set", "min_class_examples=0",
-        "--set", "weights=none", "--set", "epochs=1", "--set", "fine_tune_epochs=0", "--set", "learning_rate=1e-7", *UNGATED_CLASSES, *IN_PROCESS_BEAM,
+        "run",
+        "--data-root",
+        root,
+        "--output-dir",
+        out,
+        "--min-accuracy",
+        "0",
+        "--set",
+        "report=false",
+        "--set",
+        "min_class_examples=0",
+        "--set",
+        "weights=none",
+        "--set",
+        "epochs=1",
+        "--set",
+        "fine_tune_epochs=0",
+        "--set",
+        "learning_rate=1e-7",
+        *UNGATED_CLASSES,
+        *IN_PROCESS_BEAM,
     )
     runs["window"] = flowers_cli(
-        "run", "--data-root", root, "--output-dir", out, *FAST,
-        "--set", "span_window=1", "--set", "max_accuracy_drop=1", "--set", "keep_versions=1",
+        "run",
+        "--data-root",
+        root,
+        "--output-dir",
+        out,
+        *FAST,
+        "--set",
+        "span_window=1",
+        "--set",
+        "max_accuracy_drop=1",
+        "--set",
+        "keep_versions=1",
     )
     return root, out, runs
 

@@ -3,6 +3,7 @@ on the bundled sample, stopped from outside once the worker is busy in its
 first components (the supervisor SIGKILLed with its group as a scheduler
 does, SIGHUP, its output closed, the worker killed as the out-of-memory
 killer does). The cases run side by side, each in its own output dir."""
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -29,7 +30,11 @@ def start(out: str, **popen) -> subprocess.Popen:
     """`flowers run` in a session of its own (as `setsid flowers run` is)."""
     return subprocess.Popen(
         [sys.executable, "-m", "flowers.cli.main", "run", "--output-dir", out, *SETTINGS],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, **popen,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        **popen,
     )
 
 
@@ -84,11 +89,20 @@ def supervisor_killed(out: str) -> dict:
     run = start(out)
     seen = read_until_first_component(run)
     worker = worker_of(run.pid)
-    holds_lock = os.path.realpath(out) in {os.path.realpath(f"/proc/{worker}/fd/{fd}") for fd in os.listdir(f"/proc/{worker}/fd")}
+    holds_lock = os.path.realpath(out) in {
+        os.path.realpath(f"/proc/{worker}/fd/{fd}") for fd in os.listdir(f"/proc/{worker}/fd")
+    }
     second = flowers_cli("run", "--output-dir", out, *SETTINGS, timeout=120)
     os.killpg(run.pid, signal.SIGKILL)  # `kill -KILL -- -PID`: the supervisor's group, as `timeout -s KILL` does
     run.wait()
-    return dict(code=run.returncode, seen=seen, worker=worker, holds_lock=holds_lock, second=second, gone=gone_within(worker, 15))
+    return dict(
+        code=run.returncode,
+        seen=seen,
+        worker=worker,
+        holds_lock=holds_lock,
+        second=second,
+        gone=gone_within(worker, 15),
+    )
 
 
 def supervisor_hung_up(out: str) -> dict:
@@ -136,7 +150,9 @@ def stopped(tmp_path_factory):
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_nothing_of_the_run_is_left_and_nothing_was_pushed(stopped, case):
     out, seen = stopped[case]
-    assert seen["gone"] is not None, f"worker {seen['worker']}'s processes still there: {session_members(seen['worker'])}"
+    assert seen["gone"] is not None, (
+        f"worker {seen['worker']}'s processes still there: {session_members(seen['worker'])}"
+    )
     assert not os.path.exists(os.path.join(out, "serving"))
     assert RunLock.live_run(out) is None
     (row,) = history(out)

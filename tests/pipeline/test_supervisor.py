@@ -1,5 +1,6 @@
 """The supervisor's own rules, without a pipeline run: the output dir lock,
 the worker's tie to its supervisor, and pruning of pushed versions."""
+
 import os
 import signal
 import subprocess
@@ -56,7 +57,9 @@ def test_the_lock_holds_without_its_record_file(tmp_path):
     first.acquire("run-1")
     try:
         os.remove(tmp_path / outputs.LOCK_FILE)
-        with pytest.raises(supervisor.OutputDirBusy, match="in use by another run .its record .flowers-run.lock was deleted"):
+        with pytest.raises(
+            supervisor.OutputDirBusy, match="in use by another run .its record .flowers-run.lock was deleted"
+        ):
             supervisor.RunLock(str(tmp_path)).acquire("run-2")
     finally:
         first.release()
@@ -122,4 +125,6 @@ def test_a_corrupt_metadata_store_is_named_with_the_way_out(tmp_path):
         done = flowers_cli(command, "--output-dir", str(tmp_path), timeout=120)
         assert done.returncode == 2, done.stderr[-2000:]
         (line,) = done.stderr.splitlines()
-        assert line.startswith(f"error: {tmp_path}/metadata.sqlite is not a readable ML Metadata store (file is not a database); move it aside")
+        assert line.startswith(
+            f"error: {tmp_path}/metadata.sqlite is not a readable ML Metadata store (file is not a database); move it aside"
+        )

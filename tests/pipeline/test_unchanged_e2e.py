@@ -1,6 +1,7 @@
 """A rerun with nothing new (same data, same settings) pushes nothing: the
 cached Trainer's model is already the served version (issue: no duplicate
 pushes from a daily schedule with no new photos)."""
+
 import json
 import os
 import shutil
@@ -8,7 +9,7 @@ import shutil
 import pytest
 from conftest import TINY_RUN_SETTINGS, flowers_cli
 
-from flowers import outputs, outcome
+from flowers import outcome, outputs
 
 pytestmark = pytest.mark.slow
 

@@ -6,6 +6,7 @@ Most tests use a stand-in SavedModel with the flowers serving signature
 its mean colour); the slow test runs the same commands with the model a tiny
 pipeline run pushed.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,9 +19,9 @@ import pytest
 import tensorflow as tf
 
 from flowers import features, outcome
+from flowers.cli.main import main
 from flowers.config import PipelineConfig
 from flowers.runs import predict
-from flowers.cli.main import main
 
 IN_MEMORY = "--beam-arg=--direct_running_mode=in_memory"
 

@@ -1,6 +1,7 @@
 """The run report: its numbers against ML Metadata, read as a program reads
 the page (the `data-key` / `data-value` attributes of the HTML), and
 TensorBoard starting from the locked environment."""
+
 from __future__ import annotations
 
 import base64
@@ -13,11 +14,11 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import flowers_cli
+
 from flowers import features, outcome
-from flowers.runs import records, report, report_data, report_html, results
 from flowers.cli.main import main
+from flowers.runs import records, report, report_data, report_html, results
 
 SAMPLE_EXAMPLES = 250  # data/sample: 50 photos per class
 
@@ -56,7 +57,12 @@ class Page(html.parser.HTMLParser):
         if tag == "section":
             self.sections.append(attrs.get("id"))
         if "data-key" in attrs:
-            item = {"tag": tag, **{k[5:]: v for k, v in attrs.items() if k.startswith("data-")}, "text": "", "attrs": attrs}
+            item = {
+                "tag": tag,
+                **{k[5:]: v for k, v in attrs.items() if k.startswith("data-")},
+                "text": "",
+                "attrs": attrs,
+            }
             self.items.append(item)
             if tag not in ("img",):
                 self._open.append(item)
@@ -92,8 +98,10 @@ def test_report_before_any_run_is_one_line(capsys, tmp_path):
 
 def test_training_plot_marks_the_phase_boundary():
     history = {
-        "loss": [2.0, 1.5, 1.2, 1.0], "accuracy": [0.3, 0.5, 0.6, 0.7],
-        "val_loss": [1.8, 1.4, 1.3, 1.1], "val_accuracy": [0.4, 0.5, 0.6, 0.65],
+        "loss": [2.0, 1.5, 1.2, 1.0],
+        "accuracy": [0.3, 0.5, 0.6, 0.7],
+        "val_loss": [1.8, 1.4, 1.3, 1.1],
+        "val_accuracy": [0.4, 0.5, 0.6, 0.65],
         "phase": ["head", "head", "fine_tune", "fine_tune"],
     }
     png = report_html.training_plot(history)
@@ -105,7 +113,9 @@ def test_tensorboard_starts():
     pkg_resources at start, which setuptools 81+ no longer has."""
     done = subprocess.run(
         [os.path.join(os.path.dirname(sys.executable), "tensorboard"), "--version"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     import tensorboard

@@ -1,6 +1,7 @@
 """Day two on a finished run: history with settings columns, compare, and
 rollback, on a copy of the suite's shared pushed run (real ML Metadata, a
 real SavedModel)."""
+
 import filecmp
 import json
 import os
@@ -58,7 +59,10 @@ def test_rollback_serves_an_older_version_again_and_is_recorded(copied_run):
     assert comparison.left_only == comparison.right_only == comparison.diff_files == []
     assert predict.newest_pushed_model(copied_run) == os.path.join(serving, new)  # what predict serves now
 
-    rows = [json.loads(line) for line in flowers_cli("history", "--output-dir", copied_run.output_dir, "--json").stdout.splitlines()]
+    rows = [
+        json.loads(line)
+        for line in flowers_cli("history", "--output-dir", copied_run.output_dir, "--json").stdout.splitlines()
+    ]
     assert rows[-1]["state"] == "rolled back" and rows[-1]["pushed_version"] == new
     compared = flowers_cli("compare", "--output-dir", copied_run.output_dir)
     assert compared.returncode == 0, compared.stderr[-2000:]
