@@ -6,7 +6,7 @@ PY := python3
 UV := $(PY) -m uv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup run test test-fast clean
+.PHONY: setup run test test-fast lint format clean
 setup: .venv/.synced
 
 .venv/.synced: pyproject.toml uv.lock
@@ -20,8 +20,17 @@ run: setup
 test: setup
 	.venv/bin/pytest $(ARGS)
 
-test-fast: setup
+test-fast: setup lint
 	.venv/bin/pytest -m "not slow" $(ARGS)
+
+# The formatter and linter (pyproject.toml, [tool.ruff]): `make format` fixes.
+lint: setup
+	.venv/bin/ruff format --check --quiet .
+	.venv/bin/ruff check --quiet .
+
+format: setup
+	.venv/bin/ruff format --quiet .
+	.venv/bin/ruff check --fix --quiet .
 
 clean:
 	rm -rf outputs .pytest_cache

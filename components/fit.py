@@ -70,7 +70,8 @@ def _report_stop(phase: str, stop: keras.callbacks.EarlyStopping, fitted) -> Non
     best = fitted.epoch[scores.index(max(scores))] + 1
     if stop.stopped_epoch:
         progress.say(
-            f"{phase}: early stop after epoch {stop.stopped_epoch + 1}; best epoch {best} (val_accuracy {max(scores):.4f})"
+            f"{phase}: early stop after epoch {stop.stopped_epoch + 1}; best epoch {best} (val_accuracy "
+            f"{max(scores):.4f})"
         )
     else:
         progress.say(f"{phase}: best epoch {best} (val_accuracy {max(scores):.4f})")
@@ -88,7 +89,8 @@ class EpochReport(keras.callbacks.Callback):
         logs = logs or {}
         progress.say(
             f"  {self.phase:<9} epoch {epoch + 1:>3}  loss {logs.get('loss', float('nan')):.4f}  "
-            f"accuracy {logs.get('accuracy', float('nan')):.4f}  val_accuracy {logs.get('val_accuracy', float('nan')):.4f}  "
+            f"accuracy {logs.get('accuracy', float('nan')):.4f}  val_accuracy "
+            f"{logs.get('val_accuracy', float('nan')):.4f}  "
             f"{self.timer.seconds[-1] if self.timer.seconds else 0:.1f} s"
         )
 

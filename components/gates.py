@@ -42,14 +42,17 @@ def custom_validations(min_class_examples: int, max_class_ratio: float = 0.0):
     if min_class_examples > 0:
         validations.append(
             (
-                f"(SELECT COUNT(*) FROM {buckets} WHERE b.sample_count >= {min_class_examples}) = {features.NUM_CLASSES}",
-                f"some class has fewer than {min_class_examples} example(s) (min_class_examples): every one of {', '.join(features.CLASS_NAMES)} must be present",
+                f"(SELECT COUNT(*) FROM {buckets} WHERE b.sample_count >= {min_class_examples}) = "
+                f"{features.NUM_CLASSES}",
+                f"some class has fewer than {min_class_examples} example(s) (min_class_examples): every "
+                f"one of {', '.join(features.CLASS_NAMES)} must be present",
             )
         )
     if max_class_ratio > 0:
         validations.append(
             (
-                f"(SELECT MAX(b.sample_count) FROM {buckets}) <= {max_class_ratio!r} * (SELECT MIN(b.sample_count) FROM {buckets})",
+                f"(SELECT MAX(b.sample_count) FROM {buckets}) <= {max_class_ratio!r} * (SELECT "
+                f"MIN(b.sample_count) FROM {buckets})",
                 f"classes out of balance: the largest class has over {max_class_ratio:g} times the examples of the "
                 "smallest (gates.max_class_ratio); add photos of the small classes or raise the setting",
             )

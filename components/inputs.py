@@ -83,7 +83,8 @@ def input_split(
     in_memory = count * image_bytes <= cfg.cache_memory_mb * 2**20 or not cache_file
     progress.say(
         f"{'train' if training else 'validation'} examples: {count} "
-        f"(decoded once, cached {'in memory' if in_memory else 'in ' + cache_file}, {count * image_bytes / 2**20:.0f} MiB)"
+        f"(decoded once, cached {'in memory' if in_memory else 'in ' + cache_file}, "
+        f"{count * image_bytes / 2**20:.0f} MiB)"
     )
     if carve:
         percent, validation = carve

@@ -22,7 +22,8 @@ def choose_strategy(tpu: str = "") -> tf.distribute.Strategy:
         strategy = tf.distribute.get_strategy()
     devices = [d.name for d in tf.config.list_logical_devices() if d.device_type != "CPU"] or ["CPU"]
     progress.say(
-        f"distribution strategy: {type(strategy).__name__}, {strategy.num_replicas_in_sync} replica(s) on {', '.join(devices)}"
+        f"distribution strategy: {type(strategy).__name__}, {strategy.num_replicas_in_sync} replica(s) "
+        f"on {', '.join(devices)}"
     )
     return strategy
 

@@ -48,7 +48,8 @@ EXIT_CODES = {
 }
 
 HELP = (
-    "Exit codes: 0 a model was blessed and pushed, or nothing changed since the served one (state unchanged); 3 the model was trained but refused "
+    "Exit codes: 0 a model was blessed and pushed, or nothing changed since the served one (state "
+    "unchanged); 3 the model was trained but refused "
     "by a gate (named in the output); 4 the data was refused by validation; 2 bad usage "
     "or settings, or the output dir is in use by another run; 130 / 143 / 129 interrupted by "
     "SIGINT / SIGTERM / SIGHUP (nothing pushed); 141 its output closed (nothing pushed); "

@@ -248,7 +248,8 @@ class _errors:
         if isinstance(error, kfp_server_api.ApiException):
             body = error.body.decode() if isinstance(error.body, bytes) else error.body
             raise KubeflowError(
-                f"Kubeflow Pipelines at {self.host} answered {error.status} {error.reason}: {(body or '').strip()[:2000]}"
+                f"Kubeflow Pipelines at {self.host} answered {error.status} {error.reason}: "
+                f"{(body or '').strip()[:2000]}"
             ) from error
         if isinstance(error, (urllib3.exceptions.HTTPError, TimeoutError, ConnectionError)):
             raise KubeflowError(f"cannot reach Kubeflow Pipelines at {self.host}: {error}") from error

@@ -415,7 +415,8 @@ def gate_failures(validation) -> list[str]:
             if f.metric_key.is_diff:
                 allowed = f.metric_threshold.change_threshold.absolute.value
                 lines.append(
-                    f"{f.metric_key.name} changed by {value:+.4f} against the last blessed model (allowed: {allowed:+.4f})"
+                    f"{f.metric_key.name} changed by {value:+.4f} against the last blessed model "
+                    f"(allowed: {allowed:+.4f})"
                 )
             elif class_name is not None:
                 floor = f.metric_threshold.value_threshold.lower_bound.value

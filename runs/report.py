@@ -127,7 +127,10 @@ def render(report: Report) -> str:
     acc = "n/a" if s.accuracy is None else f"{s.accuracy:.4f}"
     if s.accuracy is not None and s.eval_examples:
         low, high = wilson_interval(s.accuracy, s.eval_examples)
-        acc += f' (<span data-key="eval_interval" data-low="{low}" data-high="{high}">95% interval {low:.3f}–{high:.3f}</span>)'
+        acc += (
+            f' (<span data-key="eval_interval" data-low="{low}" data-high="{high}">95% interval '
+            f"{low:.3f}–{high:.3f}</span>)"
+        )
     facts = [
         ("state", f'<span data-key="state" data-value="{h.a(s.state)}">{html.escape(s.state)}</span>', True),
         ("started", html.escape(s.started or "?"), True),
@@ -135,7 +138,8 @@ def render(report: Report) -> str:
             "eval accuracy",
             f'<span data-key="eval_accuracy" data-value="{s.accuracy if s.accuracy is not None else ""}">{acc}</span>'
             + (
-                f' on <span data-key="eval_examples" data-value="{s.eval_examples}">{s.eval_examples}</span> eval examples'
+                f' on <span data-key="eval_examples" '
+                f'data-value="{s.eval_examples}">{s.eval_examples}</span> eval examples'
                 if s.eval_examples is not None
                 else ""
             ),

@@ -262,7 +262,10 @@ def gates_section(store, run: records.RunRecord, summary: results.RunSummary, ba
             origin = records.producing_run(store, baseline.id)
             described = f"the last blessed model, {baseline.uri}" + (f" (trained in run {origin})" if origin else "")
         candidate_model = run.output(names.TRAINER, "model")
-        shown = f'<span data-key="baseline_model" data-version="{h.a(version or "")}" data-uri="{h.a(baseline.uri)}">{html.escape(described)}</span>'
+        shown = (
+            f'<span data-key="baseline_model" data-version="{h.a(version or "")}" '
+            f'data-uri="{h.a(baseline.uri)}">{html.escape(described)}</span>'
+        )
         parts.append(
             h.facts([("baseline", shown, True), ("candidate", candidate_model.uri if candidate_model else "?")])
         )
@@ -495,7 +498,8 @@ def settings_section(run: records.RunRecord, summary: results.RunSummary) -> str
     evaluator = run.execution(names.EVALUATOR)
     if evaluator is not None and evaluator.properties.get("eval_config"):
         parts.append(
-            f"<details><summary>The Evaluator's eval_config</summary><pre>{html.escape(evaluator.properties['eval_config'])}</pre></details>"
+            f"<details><summary>The Evaluator's "
+            f"eval_config</summary><pre>{html.escape(evaluator.properties['eval_config'])}</pre></details>"
         )
     return "".join(parts)
 

@@ -250,7 +250,8 @@ def history_row(summary: RunSummary, columns: tuple[str, ...] = ()) -> str:
     seconds = "-" if summary.seconds is None else f"{summary.seconds:.0f}s"
     shown = "".join(f"{_setting(summary, c):<{_width(c)}}  " for c in columns)
     return (
-        f"{summary.run_id[:26]:<26}  {spans:<7} {counts:<15} {fmt(summary.accuracy):>8} {fmt(summary.baseline_accuracy):>8}  "
+        f"{summary.run_id[:26]:<26}  {spans:<7} {counts:<15} {fmt(summary.accuracy):>8} "
+        f"{fmt(summary.baseline_accuracy):>8}  "
         f"{summary.state:<12}  {seconds:>6}  {shown}{why or '-'}"
     )
 
@@ -284,7 +285,8 @@ def summary_lines(summary: RunSummary) -> list[str]:
         lines.append(f"spans:          {', '.join(map(str, summary.spans))}")
     if summary.train_examples is not None:
         lines.append(
-            f"examples:       {summary.train_examples} train, {summary.validation_examples} validation, {summary.eval_examples} eval"
+            f"examples:       {summary.train_examples} train, {summary.validation_examples} validation, "
+            f"{summary.eval_examples} eval"
         )
     if summary.accuracy is not None:
         lines.append(f"eval accuracy:  {acc} on {summary.eval_examples} eval examples")
@@ -293,7 +295,8 @@ def summary_lines(summary: RunSummary) -> list[str]:
     if summary.accuracy is not None and summary.baseline_version and summary.baseline_accuracy is not None:
         change = summary.accuracy - summary.baseline_accuracy
         lines.append(
-            f"baseline:       version {summary.baseline_version}, accuracy {summary.baseline_accuracy:.4f} ({change:+.4f})"
+            f"baseline:       version {summary.baseline_version}, accuracy "
+            f"{summary.baseline_accuracy:.4f} ({change:+.4f})"
         )
     elif summary.accuracy is not None:
         lines.append("baseline:       none (first model)")

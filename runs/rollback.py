@@ -123,4 +123,7 @@ def _summary_of_version(store, version: str) -> results.RunSummary | None:
 
 
 def describe(result: Rollback) -> str:
-    return f"version {result.source} is served again as version {result.version} ({result.path}); recorded as {result.run_id}"
+    return (
+        f"version {result.source} is served again as version {result.version} ({result.path}); "
+        f"recorded as {result.run_id}"
+    )

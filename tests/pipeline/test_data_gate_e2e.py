@@ -117,7 +117,8 @@ def refused_runs(tmp_path_factory):
         ("not_a_jpeg", "): image does not decode ("),
         (
             "unbalanced",
-            "class: classes out of balance: the largest class has over 8 times the examples of the smallest (gates.max_class_ratio)",
+            "class: classes out of balance: the largest class has over 8 times the examples of the "
+            "smallest (gates.max_class_ratio)",
         ),
     ],
 )

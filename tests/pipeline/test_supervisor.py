@@ -72,7 +72,8 @@ def test_the_lock_stays_taken_while_a_child_that_inherited_it_lives(tmp_path):
     code = (
         "import os, subprocess, sys; from flowers.outputs import RunLock; "
         f"lock = RunLock({str(tmp_path)!r}); lock.acquire('killed-run'); "
-        "child = subprocess.Popen(['sleep', '30'], pass_fds=(lock.fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); print(child.pid, flush=True); "
+        "child = subprocess.Popen(['sleep', '30'], pass_fds=(lock.fd,), stdout=subprocess.DEVNULL, "
+        "stderr=subprocess.DEVNULL); print(child.pid, flush=True); "
         "os.kill(os.getpid(), 9)"
     )
     holder = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -97,7 +98,8 @@ def test_the_kernel_kills_the_worker_when_its_supervisor_dies():
     its parent is SIGKILLed (nothing in the parent runs then)."""
     code = (
         "import os, subprocess; from flowers.pipeline import lifeline; "
-        "child = subprocess.Popen(['sleep', '30'], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=lifeline.die_with_parent()); "
+        "child = subprocess.Popen(['sleep', '30'], start_new_session=True, stdout=subprocess.DEVNULL, "
+        "stderr=subprocess.DEVNULL, preexec_fn=lifeline.die_with_parent()); "
         "print(child.pid, flush=True); os.kill(os.getpid(), 9)"
     )
     parent = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -126,5 +128,6 @@ def test_a_corrupt_metadata_store_is_named_with_the_way_out(tmp_path):
         assert done.returncode == 2, done.stderr[-2000:]
         (line,) = done.stderr.splitlines()
         assert line.startswith(
-            f"error: {tmp_path}/metadata.sqlite is not a readable ML Metadata store (file is not a database); move it aside"
+            f"error: {tmp_path}/metadata.sqlite is not a readable ML Metadata store (file is not a "
+            f"database); move it aside"
         )

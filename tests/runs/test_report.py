@@ -161,7 +161,7 @@ def second(runs):
 @pytest.mark.slow
 def test_written_in_the_run_folder_and_self_contained(runs, first, second):
     config, _, first_id, second_id = runs
-    for (summary, page, path), run_id in ((first, first_id), (second, second_id)):
+    for (_, page, path), run_id in ((first, first_id), (second, second_id)):
         assert path == os.path.join(os.path.abspath(config.output_dir), "runs", run_id.replace(":", "-"), "report.html")
         assert page.one("run_id")["value"] == run_id
         # Self-contained: nothing loads from elsewhere; the only links are to
