@@ -69,6 +69,10 @@ def rollback(config: PipelineConfig, version: str | None = None) -> Rollback:
 
 def _copy(serving_dir: str, version: str, new: str) -> str:
     """serving/<version> copied to serving/<new> through a hidden folder and one rename."""
+    if "://" not in serving_dir:  # the Pusher's own commit: fsync, disk-full named, never half a version
+        from flowers.components import push
+
+        return push.publish(f"{serving_dir}/{version}", serving_dir, new)
     import tensorflow as tf
 
     source, staging, final = (f"{serving_dir}/{name}" for name in (version, f".rollback-{new}", new))
