@@ -130,26 +130,17 @@ def training_plot(history: dict) -> bytes:
             ax.plot(xs, history[f"val_{metric}"], "s-", label="validation")
         if boundary is not None:
             ax.axvline(boundary + 0.5, color="grey", linestyle="--", linewidth=1)
-            ax.text(
-                boundary + 0.5,
-                0.02,
-                " fine-tuning →",
-                transform=ax.get_xaxis_transform(),
-                va="bottom",
-                ha="left",
-                fontsize=8,
-                color="grey",
-            )
-            ax.text(
-                boundary + 0.5,
-                0.02,
-                "← head ",
-                transform=ax.get_xaxis_transform(),
-                va="bottom",
-                ha="right",
-                fontsize=8,
-                color="grey",
-            )
+            for label, side in ((" fine-tuning →", "left"), ("← head ", "right")):
+                ax.text(
+                    boundary + 0.5,
+                    0.02,
+                    label,
+                    transform=ax.get_xaxis_transform(),
+                    va="bottom",
+                    ha=side,
+                    fontsize=8,
+                    color="grey",
+                )
         ax.set_xlabel("epoch")
         ax.set_title(title)
         ax.set_xticks(xs if epochs <= 20 else xs[:: max(1, epochs // 10)])
