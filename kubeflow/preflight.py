@@ -136,8 +136,11 @@ class Package:
 
 def load(path: str) -> Package:
     """A `.yaml` KFP package (bare PipelineSpec) or a `.json` PipelineJob."""
-    with open(path) as f:
-        text = f.read()
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError:
+        raise PreflightError(f"{path}: not a KFP pipeline spec (binary, not YAML or JSON text)") from None
     runtime, output_directory = {}, None
     try:
         if path.endswith(".json"):

@@ -444,3 +444,12 @@ def test_a_second_kfp_run_ingests_the_new_span_and_trains_on_both(kfp_runs):
     assert "blessed:    no" in done.stdout and "is below the threshold 1.0000" in done.stdout
     assert "pushed to:  not pushed (model not blessed)" in done.stdout
     assert sorted(os.listdir(root / "out" / "serving")) == serving
+
+
+def test_a_binary_package_is_named_not_a_traceback(tmp_path):
+    from flowers.kubeflow import preflight as pf
+
+    package = tmp_path / "flowers.json"
+    package.write_bytes(bytes(range(256)))
+    with pytest.raises(pf.PreflightError, match=rf"{package}: not a KFP pipeline spec \(binary"):
+        pf.load(str(package))
