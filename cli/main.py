@@ -117,7 +117,7 @@ def history(output_dir: str | None, as_json: bool, columns: str) -> None:
         click.echo(results.history_header(shown))
     for run_id in records.run_ids(store):
         try:
-            summary = results.summarize(store, run_id, live_run=live)
+            summary = results.summary_kept(store, run_id, live_run=live)
         except Exception as e:  # one unreadable run never hides the others
             click.echo(
                 json.dumps({"run_id": run_id, "state": "unreadable", "error": str(e)})

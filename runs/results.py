@@ -106,6 +106,19 @@ def summarize(store: mlmd.MetadataStore, run_id: str, live_run: str | None = Non
     )
 
 
+def summary_kept(store: mlmd.MetadataStore, run_id: str, live_run: str | None = None) -> RunSummary:
+    """The run's summary, kept on its context once computed for a run that
+    has ended (a run killed before it kept one): the next `history` reads it
+    without loading TensorFlow."""
+    context = records.run_context(store, run_id)
+    if SUMMARY_PROPERTY in context.custom_properties:
+        return summarize(store, run_id)
+    summary = summarize(store, run_id, live_run=live_run, recorded=False)
+    if summary.state != State.RUNNING.value:
+        record_summary(store, summary)
+    return summary
+
+
 def _state(context, run: records.RunRecord, run_id: str, live_run, pushed_to, blessing, blessed: bool) -> State:
     """What became of the run: recorded by the supervisor where the executions
     alone cannot tell (an interrupted run), else read from them."""
