@@ -74,6 +74,12 @@ def refuse_flat(data_root: str) -> None:
     """Shards directly in the root (the old layout) would be ignored: say how to move them."""
     if flat_shards(data_root):
         root = data_root.rstrip("/")
+        name = root.rsplit("/", 1)[-1]
+        if re.fullmatch(rf"{SPAN_PREFIX}\d+", name):  # a span folder given as the data root
+            raise FileNotFoundError(
+                f"{data_root} is a span folder; the data root is the folder that holds the spans: "
+                f"--data-root {root.rsplit('/', 1)[0] if '/' in root else '.'}"
+            )
         raise FileNotFoundError(
             f"{data_root}: holds {SHARD_SUFFIX} shards directly, the old flat layout; a data root is now "
             f"a series of span folders. Move them into the first span: "

@@ -89,3 +89,8 @@ def test_the_bundled_sample_runs_in_memory_by_default():
     chosen, _ = layout.choose_beam_mode(PipelineConfig())
     assert layout.input_mb(SAMPLE_DATA) < PipelineConfig().run.beam_multiprocessing_above_mb
     assert chosen.run.beam_args == IN_MEMORY_BEAM_ARGS
+
+
+def test_a_span_folder_given_as_the_data_root_names_its_parent():
+    with pytest.raises(FileNotFoundError, match=r"span-1 is a span folder; .*--data-root .*data/sample$"):
+        layout.check_data_root(f"{SAMPLE_DATA}/span-1")
