@@ -40,14 +40,17 @@ def custom_validations(min_class_examples: int, max_class_ratio: float = 0.0):
     buckets = "UNNEST(feature.string_stats.rank_histogram.buckets) AS b"
     validations = []
     if min_class_examples > 0:
-        validations.append(
-            (
-                f"(SELECT COUNT(*) FROM {buckets} WHERE b.sample_count >= {min_class_examples}) = "
-                f"{features.NUM_CLASSES}",
-                f"some class has fewer than {min_class_examples} example(s) (min_class_examples): every "
-                f"one of {', '.join(features.CLASS_NAMES)} must be present",
+        # One check per class, so the anomaly names the class (and its split).
+        for index, name in enumerate(features.CLASS_NAMES):
+            validations.append(
+                (
+                    f'(SELECT COUNT(*) FROM {buckets} WHERE b.label = "{index}" AND b.sample_count >= '
+                    f"{min_class_examples}) = 1",
+                    f"{name} has fewer than {min_class_examples} example(s) in this split "
+                    f"(gates.min_class_examples): add {name} photos, or give the split a larger share "
+                    "(data.validation_percent, data.eval_percent)",
+                )
             )
-        )
     if max_class_ratio > 0:
         validations.append(
             (

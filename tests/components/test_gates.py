@@ -67,3 +67,11 @@ def tf_examples(uri: str, splits: list[str]):
     examples.uri = uri
     examples.split_names = artifact_utils.encode_split_names(splits)
     return examples
+
+
+def test_a_missing_or_thin_class_is_named():
+    """Issue 20: the gate names the class, not "some class"."""
+    assert anomalies([9, 8, 6, 3, 11], 0.0) == []
+    (found,) = anomalies([9, 0, 6, 3, 11], 0.0)
+    assert found.startswith("dandelion has fewer than 1 example(s) in this split (gates.min_class_examples)")
+    assert "data.validation_percent" in found

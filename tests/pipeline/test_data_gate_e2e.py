@@ -112,7 +112,7 @@ def refused_runs(tmp_path_factory):
     "case, expected",
     [
         ("class_seven", "class: Unexpectedly large value: 7"),
-        ("no_tulips", "some class has fewer than 1 example(s) (min_class_examples)"),
+        ("no_tulips", "class: tulips has fewer than 1 example(s) in this split (gates.min_class_examples)"),
         ("no_class_feature", "class: Column is completely missing"),
         ("not_a_jpeg", "): image does not decode ("),
         (
