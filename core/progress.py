@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Callable
 
 FD_ENV = "FLOWERS_PROGRESS_FD"
@@ -18,10 +19,13 @@ _stream = None
 # What the worker does when its progress pipe breaks (the supervisor is gone):
 # set by flowers.pipeline.local to end the worker.
 when_closed: Callable[[], None] | None = None
+# When this process last said something (time.monotonic), for the heartbeat.
+last_said = time.monotonic()
 
 
 def say(line: str) -> None:
-    global _stream
+    global _stream, last_said
+    last_said = time.monotonic()
     _log.info(line)
     fd = os.environ.get(FD_ENV)
     if not fd:

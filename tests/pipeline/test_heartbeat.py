@@ -1,0 +1,18 @@
+"""No silent minutes: a component that says nothing gets a line every
+HEARTBEAT_SECONDS while it runs (the worker's heartbeat)."""
+import time
+
+from flowers.pipeline import local
+
+
+def test_a_silent_component_gets_a_line_every_interval(monkeypatch):
+    monkeypatch.setattr(local, "HEARTBEAT_SECONDS", 1.5)
+    lines: list[str] = []
+    start = time.monotonic()
+    with local.heartbeat("Evaluator", start, lines.append):
+        time.sleep(4.2)
+    assert 1 <= len(lines) <= 3, lines
+    assert all(line.startswith("  Evaluator still running (") for line in lines)
+    count = len(lines)
+    time.sleep(2.5)
+    assert len(lines) == count  # stopped with the component
