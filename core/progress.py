@@ -8,8 +8,10 @@ go to the log.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import threading
 import time
 from typing import Callable
 
@@ -41,3 +43,32 @@ def say(line: str) -> None:
     except OSError:
         if when_closed is not None:
             when_closed()
+
+
+# Longest silence while a component runs: then a line says it still is.
+HEARTBEAT_SECONDS = 15.0
+
+
+@contextlib.contextmanager
+def heartbeat(node_id: str, start: float, report: Callable[[str], None] | None = None):
+    """While the block runs, a line every HEARTBEAT_SECONDS without any other
+    progress line (the Evaluator, Transform, Beam components say nothing)."""
+    report = report or say
+    stop = threading.Event()
+
+    last_beat = start
+
+    def beat():
+        nonlocal last_beat
+        while not stop.wait(1.0):
+            if time.monotonic() - max(last_said, last_beat) >= HEARTBEAT_SECONDS:
+                last_beat = time.monotonic()
+                report(f"  {node_id} still running ({last_beat - start:.0f} s)")
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{node_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

@@ -82,7 +82,7 @@ from google.protobuf import json_format, struct_pb2
 from kfp.local import executor_input_utils, executor_output_utils, placeholder_utils
 from kfp.pipeline_spec import pipeline_spec_pb2 as pb
 
-from flowers import outcome
+from flowers import outcome, progress
 from flowers.kubeflow.runner import IMAGE_DATA_DIR  # light: runner loads TFX on use
 
 EXECUTOR_OUTPUT = "executor_output.json"
@@ -297,7 +297,9 @@ class Preflight:
             if executor.HasField("resolver"):
                 status, log = self._resolve(name, task, component, executor.resolver), None
             elif executor.HasField("container"):
-                status, log = self._run_container(name, task, component, executor.container)
+                self.echo(f"  starting {name}")
+                with progress.heartbeat(name, started, lambda line: self.echo("  " + line)):
+                    status, log = self._run_container(name, task, component, executor.container)
             else:
                 raise PreflightError(
                     f"task {name}: a {executor.WhichOneof('spec')} executor, which preflight does not run"

@@ -14,7 +14,6 @@ import contextlib
 import os
 import re
 import sys
-import threading
 import time
 import traceback
 from typing import Callable
@@ -68,7 +67,7 @@ def run(config: PipelineConfig, run_id: str, report: Callable[[str], None] = pro
         # The push commits (rename, then ML Metadata's record) or not at all.
         committing = lifeline.stops_deferred() if node_id == names.PUSHER else contextlib.nullcontext()
         try:
-            with committing, heartbeat(node_id, start, report):
+            with committing, progress.heartbeat(node_id, start, report):
                 info = component.launch()
         except Exception as error:
             report(f"{node_id:<32} failed  {time.monotonic() - start:6.1f} s  {_first_line(error)}")
@@ -117,34 +116,6 @@ def already_served(config: PipelineConfig, info) -> str | None:
     return versions[-1] if pusher is not None and what(pusher.settings) == what(now) else None
 
 
-# Longest silence while a component runs: then a line says it still is.
-HEARTBEAT_SECONDS = 15.0
-
-
-@contextlib.contextmanager
-def heartbeat(node_id: str, start: float, report: Callable[[str], None] = progress.say):
-    """While the block runs, a line every HEARTBEAT_SECONDS without any other
-    progress line (the Evaluator, Transform, Beam components say nothing)."""
-    stop = threading.Event()
-
-    last_beat = start
-
-    def beat():
-        nonlocal last_beat
-        while not stop.wait(1.0):
-            if time.monotonic() - max(progress.last_said, last_beat) >= HEARTBEAT_SECONDS:
-                last_beat = time.monotonic()
-                report(f"  {node_id} still running ({last_beat - start:.0f} s)")
-
-    thread = threading.Thread(target=beat, name=f"heartbeat-{node_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-
-
 def _state(connection, info) -> str:
     """ "ran" or "cached", as ML Metadata recorded the node's execution."""
     if info is None or not getattr(info, "execution_id", None):
@@ -187,7 +158,7 @@ def write_report(config: PipelineConfig, run_id: str) -> None:
         # Before the report, which shows them (the supervisor records them too, for runs that die).
         results.record_settings(records.store_for(config), run_id, config)
         progress.say("writing the report")
-        with heartbeat("report", time.monotonic()):
+        with progress.heartbeat("report", time.monotonic()):
             path = report.write_report(config, run_id)
         progress.say(f"report: {path}")
         progress.say(f"tensorboard: {report.tensorboard_command(config, run_id)}")

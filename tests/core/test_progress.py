@@ -1,15 +1,16 @@
 """No silent minutes: a component that says nothing gets a line every
-HEARTBEAT_SECONDS while it runs (the worker's heartbeat)."""
+HEARTBEAT_SECONDS while it runs (flowers.progress.heartbeat)."""
+
 import time
 
-from flowers.pipeline import local
+from flowers import progress
 
 
 def test_a_silent_component_gets_a_line_every_interval(monkeypatch):
-    monkeypatch.setattr(local, "HEARTBEAT_SECONDS", 1.5)
+    monkeypatch.setattr(progress, "HEARTBEAT_SECONDS", 1.5)
     lines: list[str] = []
     start = time.monotonic()
-    with local.heartbeat("Evaluator", start, lines.append):
+    with progress.heartbeat("Evaluator", start, lines.append):
         time.sleep(4.2)
     assert 1 <= len(lines) <= 3, lines
     assert all(line.startswith("  Evaluator still running (") for line in lines)
