@@ -200,7 +200,8 @@ def _conclude(
     if not config.data.span_window:
         results.record_spans(store, run_id, spans)
     results.record_settings(store, run_id, config)
-    summary = results.summarize(store, run_id, live_run=None)
+    with progress.heartbeat("summary", time.monotonic(), say):  # reading TFMA's output loads TensorFlow
+        summary = results.summarize(store, run_id, live_run=None)
     results.record_summary(store, summary)
     code = outcome.EXIT_CODES[outcome.State(summary.state)]
     if returncode != 0 and code == outcome.PUSHED and not pushed:
