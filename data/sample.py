@@ -24,6 +24,13 @@ def make_sample(photos_dir: str, out_dir: str, per_class: int, **kwargs) -> conv
     if os.path.isdir(out_dir) and [n for n in os.listdir(out_dir) if not n.startswith(".")]:
         raise convert.ConversionError(f"{out_dir}: already exists and is not empty; choose a new folder")
     chosen = [(p, c) for c in features.CLASS_NAMES for p, _ in _first(photos_dir, c, per_class)]
+    short = {c: n for c in features.CLASS_NAMES if (n := sum(1 for _, k in chosen if k == c)) < per_class}
+    if short:
+        found = ", ".join(f"{c} {n}" for c, n in short.items())
+        raise convert.ConversionError(
+            f"{photos_dir}: fewer photos than --per-class {per_class} ({found}); "
+            f"pass --per-class {min(short.values())} or add photos"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         for path, class_name in chosen:
             os.makedirs(os.path.join(tmp, class_name), exist_ok=True)
@@ -35,6 +42,8 @@ def make_sample(photos_dir: str, out_dir: str, per_class: int, **kwargs) -> conv
 
 def _first(photos_dir: str, class_name: str, n: int) -> list[tuple[str, str]]:
     folder = os.path.join(photos_dir, class_name)
+    if not os.path.isdir(folder):
+        return []
     return [(os.path.join(folder, name), class_name) for name in sorted(os.listdir(folder))[:n]]
 
 

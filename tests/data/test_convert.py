@@ -127,3 +127,17 @@ def test_a_sample_needs_the_credits_and_a_new_folder(photos_dir, tmp_path):
     (photos / "LICENSE.txt").write_text("credits\n")
     with pytest.raises(convert.ConversionError, match="used: already exists and is not empty; choose a new folder$"):
         sample.make_sample(str(photos), str(tmp_path / "used"), 1)
+
+
+def test_a_sample_respects_per_class_or_says_why_not(photos_dir, tmp_path):
+    """photos_dir has 3 photos per class: asking for 5 writes nothing and names the counts."""
+    from flowers.data import sample
+
+    photos = tmp_path / "photos"
+    shutil.copytree(photos_dir, photos)
+    (photos / "LICENSE.txt").write_text("credits\n")
+    with pytest.raises(
+        convert.ConversionError, match=r"fewer photos than --per-class 5 \(daisy 3, .*\); pass --per-class 3"
+    ):
+        sample.make_sample(str(photos), str(tmp_path / "small"), 5)
+    assert not (tmp_path / "small").exists()
