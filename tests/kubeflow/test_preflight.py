@@ -34,6 +34,7 @@ WARM_SETTINGS = {
     "training.epochs": "1",
     "training.fine_tune_epochs": "0",
     "gates.min_accuracy": "0",
+    "gates.min_class_recall": "0",
     "run.beam_args": "--direct_running_mode=in_memory",
     "run.warm_start": "true",
 }
