@@ -17,7 +17,7 @@ setup: .venv/.synced
 run: setup
 	.venv/bin/flowers run $(ARGS)
 
-test: setup
+test: setup lint
 	.venv/bin/pytest $(ARGS)
 
 test-fast: setup lint
