@@ -1,5 +1,6 @@
 """The DAG itself: components, wiring and gates, without running it."""
 
+from flowers import features
 from flowers.components.evaluation import eval_config
 from flowers.config import PipelineConfig
 from flowers.data import layout
@@ -72,7 +73,8 @@ def test_the_data_gate_stands_before_transform():
     assert (
         "<= 8.0 * (SELECT MIN(b.sample_count)" in ratio.sql_expression and "gates.max_class_ratio" in ratio.description
     )
-    assert len(gates.custom_validations(1, 8.0).feature_validations[0].validations) == 2
+    # One check per class (it names the class), and the balance check.
+    assert len(gates.custom_validations(1, 8.0).feature_validations[0].validations) == features.NUM_CLASSES + 1
 
 
 def test_every_span_by_default_a_rolling_window_when_asked(tmp_path):
