@@ -61,7 +61,9 @@ def test_terminal_shows_progress_not_library_noise(pipeline_run):
     assert any(line.startswith("train examples:") for line in lines)
     assert any(line.startswith("distribution strategy:") for line in lines)
     assert not [line for line in lines if "Warning" in line or "tensorflow/" in line or "Traceback" in line]
-    assert len(lines) < 60
+    # Besides the heartbeat (a line per 15 s of a silent component, more on a busy machine).
+    assert len([line for line in lines if " still running (" not in line]) < 70
+    assert any(line == "starting Evaluator" for line in lines)
     log_line = next(line for line in lines if line.startswith("log: "))
     with open(log_line[len("log: ") :]) as f:
         assert "Epoch 1/" in f.read()  # Keras' own lines are in the run's log file
