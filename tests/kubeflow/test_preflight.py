@@ -415,7 +415,7 @@ def test_kfp_mode_runs_to_a_pushed_model(kfp_runs, kfp_package):
     with open(gen_log) as log:
         text = log.read()
     assert [line for line in text.splitlines() if line.startswith("$ ")] == [
-        f"$ {sys.executable} -m flowers.kubeflow.entrypoint"
+        f"$ {sys.executable} -m flowers.kubeflow.entrypoint ..."  # preflight writes the command, arguments elided
     ]
     assert "ExampleGen driver run here: True" in text
     stats = handed(done.stdout, "StatisticsGen")
