@@ -64,7 +64,7 @@ def test_rollback_serves_an_older_version_again_and_is_recorded(copied_run):
         for line in flowers_cli("history", "--output-dir", copied_run.output_dir, "--json").stdout.splitlines()
     ]
     assert rows[-1]["state"] == "rolled back" and rows[-1]["pushed_version"] == new
-    compared = flowers_cli("compare", "--output-dir", copied_run.output_dir)
+    compared = flowers_cli("compare", rows[0]["run_id"], rows[-1]["run_id"], "--output-dir", copied_run.output_dir)
     assert compared.returncode == 0, compared.stderr[-2000:]
     state = next(line for line in compared.stdout.splitlines() if line.startswith("state"))
     assert state.split()[1:] == ["pushed", "rolled", "back"]
