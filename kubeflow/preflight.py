@@ -428,7 +428,7 @@ class Preflight:
                 if self.kfp:
                     for artifact in inputs.artifacts[key].artifacts:
                         # metadata/client.go `GetOutputArtifactsByExecutionId`:
-                        # `Schema: ""` (a TODO in 2.0.3, 2.5.0 and main).
+                        # `Schema: ""`, left unfilled upstream in 2.0.3, 2.5.0 and main.
                         artifact.type.CopyFrom(pb.ArtifactTypeSchema(instance_schema=""))
         outputs = executor_input.outputs
         definitions = dict(component.output_definitions.artifacts)
