@@ -8,10 +8,13 @@ from __future__ import annotations
 import os
 
 import pytest
+from tfx.components.evaluator import constants
 
 from flowers import features
 from flowers.components import evaluator, names
 from flowers.runs import records, results
+
+BASELINE_URI = constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY  # what TFX's Evaluator writes on the blessing
 
 
 def test_a_pushed_version_folder_is_read_in_place(tmp_path):
@@ -57,7 +60,7 @@ def test_first_run_evaluates_the_candidate_alone(evaluated):
     thresholds = [t.threshold for m in evaluation.eval_config.metrics_specs[0].metrics for t in m.per_slice_thresholds]
     assert thresholds and not any(t.HasField("change_threshold") for t in thresholds)
     blessing = first.output(names.EVALUATOR, "blessing")
-    assert blessing.properties["blessed"] == 1 and "baseline_model_uri" not in blessing.properties
+    assert blessing.properties["blessed"] == 1 and BASELINE_URI not in blessing.properties
 
 
 @pytest.mark.slow
@@ -68,7 +71,7 @@ def test_second_run_reads_the_pushed_version_in_place(evaluated):
     assert first_summary.pushed_to == pushed and base.properties[names.PUSHED_VERSION] == first_summary.pushed_version
     assert base.uri == pushed
     blessing = second.output(names.EVALUATOR, "blessing")
-    assert blessing.properties["baseline_model_uri"] == pushed
+    assert blessing.properties[BASELINE_URI] == pushed
     evaluation = records.read_evaluation(second.output(names.EVALUATOR, "evaluation").uri)
     assert sorted(s.is_baseline for s in evaluation.eval_config.model_specs) == [False, True]
     assert evaluation.baseline_accuracy is not None and features.ACCURACY_METRIC in evaluation.diffs
