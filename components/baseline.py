@@ -10,9 +10,10 @@ folder is also the truth about what ships.
 Nothing is copied. The artifact's uri is the pushed version folder itself
 (`serving/<version>`, local or gs://); `components/evaluator.py` hands TFMA
 that folder. (TFX's launcher, cleaning up after a failed task, removes the
-folders it planned for the outputs, not the uri the task set.) With nothing pushed yet the artifact keeps its own
-empty folder and `pushed_version` is empty: the Evaluator then evaluates the
-candidate alone, and the change gate, with nothing to compare with, passes.
+folders it planned for the outputs, not the uri the task set.) With nothing
+pushed yet the artifact keeps its own empty folder and `pushed_version` is
+empty: the Evaluator then evaluates the candidate alone, and the change
+gate, with nothing to compare with, passes.
 """
 
 from tfx import v1 as tfx
