@@ -6,7 +6,7 @@ from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import transform_pb2
 
-from flowers.components import baseline, evaluation, gates, names, push
+from flowers.components import baseline, evaluation, evaluator, gates, names, push
 from flowers.config import IMAGE_SIZE_KEY, TRAINING_CONFIG_KEY, TRIALS_KEY, VALIDATION_FROM_TRAIN_KEY, PipelineConfig
 from flowers.data import layout
 
@@ -70,14 +70,18 @@ def create_components(
             candidate=trainer.outputs["model"], push_destination=config.serving_dir
         ).with_id(names.BASELINE)
         evaluator_inputs["baseline_model"] = latest_pushed.outputs["baseline"]
-    evaluator = tfx.components.Evaluator(
+    model_evaluator = tfx.components.Evaluator(
         **evaluator_inputs,
         example_splits=[layout.EVAL],
         eval_config=evaluation.eval_config(config) if eval_config is None else eval_config,
+        # Its `custom_eval_shared_model` reads a pushed baseline in place.
+        module_path=evaluator.__name__,
     ).with_id(names.EVALUATOR)
+    # No baseline model when nothing was pushed (components/evaluator.py).
+    model_evaluator.executor_spec = executor_spec.BeamExecutorSpec(evaluator.Executor)
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
+        model_blessing=model_evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir)
         ),
@@ -85,7 +89,7 @@ def create_components(
     # A version appears in the serving dir whole or not at all (components/push.py).
     pusher.executor_spec = executor_spec.ExecutorClassSpec(push.Executor)
     baseline_node = [latest_pushed] if config.gates.compare_to_blessed else []
-    return components + [trainer, *baseline_node, evaluator, pusher]
+    return components + [trainer, *baseline_node, model_evaluator, pusher]
 
 
 def latest_spans(examples: tfx.dsl.Channel, span_window: int):

@@ -245,17 +245,15 @@ def gates_section(store, run: records.RunRecord, summary: results.RunSummary, ba
     ev = records.read_evaluation(evaluation_artifact.uri)
     candidate = ev.metrics.get(records.CANDIDATE if baseline is not None else "", ev.metrics.get("", {}))
     base_values = ev.metrics.get("baseline", {}) if baseline is not None else {}
-    itself = False
+    first_model = False
     if baseline is not None:
         # components/baseline.py's LatestPushedModel names the pushed version it
-        # copied ("" before the first push: the candidate is its own baseline);
-        # a Resolver's baseline is a model an earlier run trained.
+        # points at ("" before the first push: the Evaluator evaluated the
+        # candidate alone); a Resolver's baseline is a model an earlier run trained.
         version = baseline.properties.get("pushed_version")
         if version == "":
-            itself = True
-            described = (
-                "none yet: no model was pushed before, so the candidate was compared with itself (every change is 0)"
-            )
+            first_model = True
+            described = "none yet: no model was pushed before, so the candidate was evaluated alone"
         elif version:
             described = f"pushed version {version}, the newest model in the serving folder ({baseline.uri})"
         else:
@@ -271,13 +269,14 @@ def gates_section(store, run: records.RunRecord, summary: results.RunSummary, ba
         )
     else:
         parts.append(h.note("No baseline (compare_to_blessed is off): only the absolute gate applies."))
+    compared = baseline is not None and not first_model
     rows = []
     for name in sorted(set(candidate) | set(base_values)):
         c, b = candidate.get(name), base_values.get(name)
         d = ev.diffs.get(name)
         show = h.count if name == "example_count" else h.num
         cells = [h.td(html.escape(name), header=True), h.td(show(c), key="candidate", metric=name, value=c)]
-        if baseline is not None:
+        if compared:
             cells += [
                 h.td(show(b), key="baseline", metric=name, value=b),
                 h.td(
@@ -288,9 +287,9 @@ def gates_section(store, run: records.RunRecord, summary: results.RunSummary, ba
                 ),
             ]
         rows.append(cells)
-    headers = ["metric (all eval examples)", "candidate"] + (["baseline", "change"] if baseline is not None else [])
+    headers = ["metric (all eval examples)", "candidate"] + (["baseline", "change"] if compared else [])
     parts.append(h.table(headers, rows))
-    gate_rows += _model_gates(run, ev, candidate, baseline is not None, itself)
+    gate_rows += _model_gates(run, ev, candidate, baseline is not None, first_model)
     blessing = run.output(names.EVALUATOR, "blessing")
     blessed = bool(blessing and blessing.properties.get("blessed"))
     parts.append(h.table(["gate", "rule", "measured", "verdict"], gate_rows, caption="Gates"))
@@ -303,7 +302,7 @@ def gates_section(store, run: records.RunRecord, summary: results.RunSummary, ba
 
 
 def _model_gates(
-    run: records.RunRecord, ev: records.Evaluation, candidate: dict, has_baseline: bool, itself: bool = False
+    run: records.RunRecord, ev: records.Evaluation, candidate: dict, has_baseline: bool, first_model: bool = False
 ) -> list:
     """One row per threshold configured on the Evaluator (its execution's
     eval_config), judged by TFMA's validation result; a change threshold
@@ -354,7 +353,7 @@ def _model_gates(
                     if not has_baseline:
                         rows.append(_gate_row(f"{name} (against baseline)", rule, "-", "not applied (no baseline)"))
                         continue
-                    if itself:  # nothing pushed yet: the candidate was its own baseline
+                    if first_model:  # nothing pushed yet: TFMA dropped the change threshold
                         rows.append(
                             _gate_row(
                                 f"{name} (against baseline)",

@@ -27,6 +27,7 @@ from kfp.pipeline_spec import pipeline_spec_pb2 as pb
 from flowers import outcome
 from flowers.config import SAMPLE_DATA, PipelineConfig
 from flowers.kubeflow import preflight, runner
+from flowers.runs import records
 
 # warm_start adds TFX's latest-blessed-model Resolver (two resolver tasks):
 # a Vertex AI package.
@@ -445,6 +446,12 @@ def test_a_second_kfp_run_ingests_the_new_span_and_trains_on_both(kfp_runs):
     assert "blessed:    no" in done.stdout and "is below the threshold 1.0000" in done.stdout
     assert "pushed to:  not pushed (model not blessed)" in done.stdout
     assert sorted(os.listdir(root / "out" / "serving")) == serving
+    # The first run's Evaluator ran the candidate alone (nothing pushed yet);
+    # the second's read the first push in place (components/baseline.py).
+    [evaluation] = handed(first.stdout, "Evaluator")["outputs"]["artifacts"]["evaluation"]["artifacts"]
+    assert len(records.read_evaluation(evaluation["uri"]).eval_config.model_specs) == 1
+    [base] = handed(done.stdout, "Evaluator")["inputs"]["artifacts"]["baseline_model"]["artifacts"]
+    assert base["uri"].endswith(f"/serving/{serving[0]}") and base["metadata"]["pushed_version"] == serving[0]
 
 
 def test_a_binary_package_is_named_not_a_traceback(tmp_path):
