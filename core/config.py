@@ -116,6 +116,11 @@ class TrainingConfig:
     fine_tune_epochs: int = _setting(20, low=0, high=1000)
     fine_tune_layers: int = _setting(30, low=0, high=154)
     fine_tune_learning_rate: float = _setting(1e-4, low=0.0, high=1.0, open_low=True)
+    # After early stopping has chosen each phase's epochs on validation, train
+    # again from the start on train + validation for those epochs, at the
+    # learning rates they had: the exported model has seen a fifth more
+    # photos (the eval split stays unseen). Doubles the fitting time.
+    final_fit: bool = True
     # Both phases stop after this many epochs without a better validation
     # accuracy (and keep their best weights); the learning rate drops 0.3x
     # after one epoch less without a lower validation loss.
