@@ -100,7 +100,7 @@ def final_fit(
     timer = EpochTimer()
     start.restore(model)
     model_lib.freeze_backbone(model, cfg)
-    record = {"examples": examples, "head_epochs": 0, "fine_tune_epochs": 0, "loss": [], "accuracy": []}
+    record = {"examples": examples, "head_epochs": 0, "fine_tune_epochs": 0, "loss": [], "accuracy": [], "lr": []}
     progress.say(
         f"final fit on train + validation ({examples} examples): {chosen['head']['epochs']} head + "
         f"{chosen['fine_tune']['epochs']} fine-tuning epoch(s), as chosen on validation"
@@ -126,6 +126,7 @@ def final_fit(
         record[f"{phase}_epochs"] = epochs
         record["loss"] += list(map(float, fitted.history["loss"]))
         record["accuracy"] += list(map(float, fitted.history["accuracy"]))
+        record["lr"] += list(map(float, fitted.history["lr"]))
     record["epoch_seconds"] = timer.seconds
     return record
 
