@@ -52,7 +52,8 @@ LAB = {
     "early_stopping_patience": 5,
 }
 RECIPES = {"production": {}, "lab": LAB}
-TARGET = {"min_accuracy": 0.94, "min_gain_points": 4.0, "max_pipeline_minutes": 25.0, "max_degraded_drop_points": 3.0}
+# Issue 21's goals: 95% on eval, 94% on each degraded copy of it.
+TARGET = {"min_accuracy": 0.95, "min_gain_points": 4.0, "max_pipeline_minutes": 25.0, "min_degraded_accuracy": 0.94}
 
 
 def main(argv=None) -> None:
@@ -90,10 +91,7 @@ def main(argv=None) -> None:
             "met": prod["eval_accuracy"] >= TARGET["min_accuracy"]
             and gain >= TARGET["min_gain_points"]
             and prod["pipeline_seconds"] <= 60 * TARGET["max_pipeline_minutes"]
-            and all(
-                100 * (prod["degraded_eval_accuracy"]["clean"] - v) <= TARGET["max_degraded_drop_points"]
-                for v in prod["degraded_eval_accuracy"].values()
-            ),
+            and all(v["accuracy"] >= TARGET["min_degraded_accuracy"] for v in prod["degraded_eval_accuracy"].values()),
         }
     line["wall_seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(line), flush=True)
@@ -168,6 +166,8 @@ def _child(overrides: dict, data_root: str, out: str) -> None:
         "head_epochs": phases.count("head"),
         "fine_tune_epochs": phases.count("fine_tune"),
         "best_val_accuracy": max(history["val_accuracy"]),
+        "final_fit": {k: v for k, v in history.get("final_fit", {}).items() if k.endswith("epochs") or k == "examples"},
+        "final_fit_seconds": round(sum(history.get("final_fit", {}).get("epoch_seconds", [])), 1),
         "last_train_accuracy": history["accuracy"][-1],
         "training_seconds": round(sum(history.get("epoch_seconds", [])), 1),
         "trainer_seconds": component_seconds(store).get("Trainer"),
@@ -180,13 +180,18 @@ def _child(overrides: dict, data_root: str, out: str) -> None:
         json.dump(result, f)
 
 
-DEGRADATIONS = ("clean", "downscale128_q60", "blur")
+DEGRADATIONS = ("clean", "downscale128_q60", "blur", "crop70_96_q40")
 
 
-def degraded_accuracy(model_uri: str, store) -> dict[str, float]:
+def degraded_accuracy(model_uri: str, store) -> dict[str, dict[str, float]]:
     """The model's accuracy on the eval split as stored and on degraded copies
     made on the fly from the eval JPEGs: downscaled to 128x128 (aspect not
-    kept) and recompressed at JPEG quality 60; and a mild (3x3 binomial) blur."""
+    kept) and recompressed at JPEG quality 60; a mild (3x3 binomial) blur; and
+    the hardest, like small photos of another collection: the central 70% of
+    the short side, downscaled to 96x96, JPEG quality 40. `accuracy` is the
+    model's; `flip_tta` averages its probabilities over the photo and its
+    mirror image (re-encoded at quality 95), what test-time augmentation by
+    flipping would score."""
     import tensorflow as tf
 
     from flowers import features
@@ -202,25 +207,37 @@ def degraded_accuracy(model_uri: str, store) -> dict[str, float]:
     rows = tf.data.TFRecordDataset(files, compression_type="GZIP").map(lambda r: tf.io.parse_single_example(r, spec))
     kernel = tf.tile(tf.reshape(tf.constant([1.0, 2, 1, 2, 4, 2, 1, 2, 1]) / 16.0, [3, 3, 1, 1]), [1, 1, 3, 1])
 
+    def encode(image, quality):
+        return tf.io.encode_jpeg(tf.cast(tf.round(tf.clip_by_value(image, 0, 255)), tf.uint8), quality=quality)
+
     def degrade(jpeg, how):
         if how == "clean":
             return jpeg
         image = tf.cast(tf.io.decode_jpeg(jpeg, channels=3), tf.float32)
         if how == "blur":
-            image = tf.nn.depthwise_conv2d(image[None], kernel, [1, 1, 1, 1], "SAME")[0]
-            return tf.io.encode_jpeg(tf.cast(tf.round(image), tf.uint8), quality=95)
-        small = tf.image.resize(image, [128, 128], antialias=True)
-        return tf.io.encode_jpeg(tf.cast(tf.round(small), tf.uint8), quality=60)
+            return encode(tf.nn.depthwise_conv2d(image[None], kernel, [1, 1, 1, 1], "SAME")[0], 95)
+        if how == "crop70_96_q40":
+            side = tf.cast(tf.cast(tf.reduce_min(tf.shape(image)[:2]), tf.float32) * 0.7, tf.int32)
+            image = tf.image.resize_with_crop_or_pad(image, side, side)
+            return encode(tf.image.resize(image, [96, 96], antialias=True), 40)
+        return encode(tf.image.resize(image, [128, 128], antialias=True), 60)
+
+    def mirror(jpeg):
+        return encode(tf.image.flip_left_right(tf.cast(tf.io.decode_jpeg(jpeg, channels=3), tf.float32)), 95)
 
     result = {}
     for how in DEGRADATIONS:
-        right = total = 0
+        right = right_tta = total = 0
         for batch in rows.batch(64):
             jpegs = tf.stack([degrade(j, how) for j in batch[features.IMAGE_KEY]])
-            ids = predict(**{features.SERVING_BYTES_INPUT: jpegs})[features.CLASS_ID_OUTPUT]
-            right += int(tf.reduce_sum(tf.cast(ids == batch[features.CLASS_KEY], tf.int32)))
-            total += int(ids.shape[0])
-        result[how] = round(right / total, 4)
+            out = predict(**{features.SERVING_BYTES_INPUT: jpegs})
+            flipped = predict(**{features.SERVING_BYTES_INPUT: tf.stack([mirror(j) for j in jpegs])})
+            mean = (out[features.PROBABILITIES_OUTPUT] + flipped[features.PROBABILITIES_OUTPUT]) / 2
+            truth = batch[features.CLASS_KEY]
+            right += int(tf.reduce_sum(tf.cast(out[features.CLASS_ID_OUTPUT] == truth, tf.int32)))
+            right_tta += int(tf.reduce_sum(tf.cast(tf.argmax(mean, axis=-1) == truth, tf.int32)))
+            total += int(truth.shape[0])
+        result[how] = {"accuracy": round(right / total, 4), "flip_tta": round(right_tta / total, 4)}
     return result
 
 

@@ -1,5 +1,6 @@
 """Two-phase fitting: the head on a frozen backbone, then the backbone's top
-at a lower learning rate; early stopping on validation, progress lines."""
+at a lower learning rate; early stopping on validation, progress lines; then
+(`final_fit`) the same schedule again on train + validation."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import tf_keras as keras
 
 from flowers import progress
 from flowers.components import model as model_lib
+from flowers.components import names
 from flowers.config import TrainingConfig
 
 
@@ -39,6 +41,7 @@ def fit(model: keras.Model, train: tf.data.Dataset, val: tf.data.Dataset, cfg: T
     first = model.fit(train, validation_data=val, epochs=cfg.epochs, callbacks=first_callbacks, verbose=2)
     _report_stop("head", stop, first)
     history = {k: list(map(float, v)) for k, v in first.history.items()}
+    head_only_kept = False
     if cfg.fine_tune_epochs > 0 and cfg.fine_tune_layers > 0:
         head_only = WeightsSnapshot(model)
         model_lib.unfreeze_top(model, cfg)
@@ -58,9 +61,74 @@ def fit(model: keras.Model, train: tf.data.Dataset, val: tf.data.Dataset, cfg: T
         if max(second.history["val_accuracy"]) <= max(first.history.get("val_accuracy", [-1.0])):
             progress.say("fine-tuning did not beat the head-only model: keeping the head-only weights")
             head_only.restore(model)
+            head_only_kept = True
     history["epoch_seconds"] = timer.seconds
     history["phase"] = ["head"] * len(first.epoch) + ["fine_tune"] * (len(history["loss"]) - len(first.epoch))
+    history[names.CHOSEN_EPOCHS_HISTORY] = chosen_epochs(history, kept_fine_tune=not head_only_kept)
     return history
+
+
+def chosen_epochs(history: dict, kept_fine_tune: bool) -> dict:
+    """The epochs of each phase up to its best validation accuracy (the
+    weights early stopping kept), with the learning rate of each."""
+    phases, scores = history["phase"], history.get("val_accuracy", [])
+    lrs = history.get("lr", [])
+    chosen = {}
+    for phase in ("head", "fine_tune"):
+        epochs = [i for i, p in enumerate(phases) if p == phase]
+        if not epochs or (phase == "fine_tune" and not kept_fine_tune):
+            chosen[phase] = {"epochs": 0, "learning_rates": []}
+            continue
+        best = max(epochs, key=lambda i: (scores[i] if scores else 0.0, -i))
+        used = epochs[: epochs.index(best) + 1]
+        chosen[phase] = {"epochs": len(used), "learning_rates": [lrs[i] for i in used] if lrs else []}
+    return chosen
+
+
+def final_fit(
+    model: keras.Model,
+    start: "WeightsSnapshot",
+    data: tf.data.Dataset,
+    examples: int,
+    cfg: TrainingConfig,
+    chosen: dict,
+) -> dict:
+    """Train again from `start` (the weights before the first fit) on train +
+    validation, for the epochs early stopping chose on validation and at the
+    learning rates those epochs had. No split is held out here: the eval
+    split, which the Evaluator grades, was never in either fit."""
+    timer = EpochTimer()
+    start.restore(model)
+    model_lib.freeze_backbone(model, cfg)
+    record = {"examples": examples, "head_epochs": 0, "fine_tune_epochs": 0, "loss": [], "accuracy": [], "lr": []}
+    progress.say(
+        f"final fit on train + validation ({examples} examples): {chosen['head']['epochs']} head + "
+        f"{chosen['fine_tune']['epochs']} fine-tuning epoch(s), as chosen on validation"
+    )
+    done = 0
+    for phase in ("head", "fine_tune"):
+        epochs, lrs = chosen[phase]["epochs"], chosen[phase]["learning_rates"]
+        if epochs == 0:
+            continue
+        if phase == "fine_tune":
+            model_lib.unfreeze_top(model, cfg)
+        replay = keras.callbacks.LearningRateScheduler(
+            lambda epoch, lr, lrs=lrs, first=done: lrs[epoch - first] if lrs else lr
+        )
+        fitted = model.fit(
+            data,
+            initial_epoch=done,
+            epochs=done + epochs,
+            callbacks=[replay, timer, EpochReport(f"final {phase}", timer)],
+            verbose=2,
+        )
+        done += epochs
+        record[f"{phase}_epochs"] = epochs
+        record["loss"] += list(map(float, fitted.history["loss"]))
+        record["accuracy"] += list(map(float, fitted.history["accuracy"]))
+        record["lr"] += list(map(float, fitted.history["lr"]))
+    record["epoch_seconds"] = timer.seconds
+    return record
 
 
 def _report_stop(phase: str, stop: keras.callbacks.EarlyStopping, fitted) -> None:
@@ -87,10 +155,10 @@ class EpochReport(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        val = f"val_accuracy {logs['val_accuracy']:.4f}  " if "val_accuracy" in logs else ""
         progress.say(
             f"  {self.phase:<9} epoch {epoch + 1:>3}  loss {logs.get('loss', float('nan')):.4f}  "
-            f"accuracy {logs.get('accuracy', float('nan')):.4f}  val_accuracy "
-            f"{logs.get('val_accuracy', float('nan')):.4f}  "
+            f"accuracy {logs.get('accuracy', float('nan')):.4f}  {val}"
             f"{self.timer.seconds[-1] if self.timer.seconds else 0:.1f} s"
         )
 

@@ -35,6 +35,15 @@ def count_examples(file_pattern: list[str]) -> int:
 class Split:
     dataset: tf.data.Dataset
     count: int  # examples in one pass
+    decoded: tf.data.Dataset | None = None  # the cached (uint8 image, class id) pairs, unbatched
+
+
+def combined(first: Split, second: Split, cfg: TrainingConfig) -> Split:
+    """Both splits as one shuffled training set, read from the caches the
+    first fit filled (no JPEG is decoded again)."""
+    decoded = first.decoded.concatenate(second.decoded)
+    count = first.count + second.count
+    return Split(_batches(decoded, count, cfg, training=True), count, decoded)
 
 
 def input_dataset(*args, **kwargs) -> tf.data.Dataset:
@@ -96,13 +105,18 @@ def input_split(
         raw = raw.unbatch().filter(keep).batch(cfg.batch_size)
     dataset = raw.map(decode, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
     dataset = dataset.cache() if in_memory else dataset.cache(cache_file)
+    return Split(_batches(dataset, count, cfg, training), count, dataset)
+
+
+def _batches(decoded: tf.data.Dataset, count: int, cfg: TrainingConfig, training: bool) -> tf.data.Dataset:
+    """Float batches with one-hot classes; shuffled each epoch in training."""
+    image_bytes = int(decoded.element_spec[0].shape.num_elements() or 1)
     if training:
         # A full shuffle when it fits the memory budget.
         buffer = max(1, min(count, cfg.cache_memory_mb * 2**20 // image_bytes))
-        dataset = dataset.shuffle(buffer, seed=cfg.seed, reshuffle_each_iteration=True)
+        decoded = decoded.shuffle(buffer, seed=cfg.seed, reshuffle_each_iteration=True)
 
     def to_xy(images, classes):
         return tf.cast(images, tf.float32), tf.one_hot(classes, features.NUM_CLASSES)
 
-    batches = dataset.batch(cfg.batch_size).map(to_xy, num_parallel_calls=tf.data.AUTOTUNE)
-    return Split(batches.prefetch(tf.data.AUTOTUNE), count)
+    return decoded.batch(cfg.batch_size).map(to_xy, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

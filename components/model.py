@@ -132,6 +132,13 @@ def backbone_of(model: keras.Model) -> keras.Model:
     )
 
 
+def freeze_backbone(model: keras.Model, cfg: TrainingConfig) -> None:
+    """Back to the first phase: the whole backbone frozen, the head's
+    learning rate; recompiles (a fresh optimizer)."""
+    backbone_of(model).trainable = False
+    _compile(model, cfg, cfg.learning_rate)
+
+
 def unfreeze_top(model: keras.Model, cfg: TrainingConfig) -> None:
     """Second phase: train the top `fine_tune_layers` of the backbone (not its
     BatchNormalization layers) at `fine_tune_learning_rate`; recompiles."""

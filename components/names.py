@@ -28,3 +28,9 @@ SERVING_FOLDER = "Format-Serving"
 
 # The baseline's custom property: the pushed version it holds ("" for none).
 PUSHED_VERSION = "pushed_version"
+
+# Keys of the Trainer's history: the epochs (and learning rates) of each phase
+# up to its best validation accuracy, and what the final fit on train +
+# validation did with them.
+CHOSEN_EPOCHS_HISTORY = "chosen_epochs"
+FINAL_FIT_HISTORY = "final_fit"

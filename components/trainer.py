@@ -14,9 +14,9 @@ import tf_keras as keras
 from tfx import v1 as tfx
 
 from flowers import features
-from flowers.components import export, inputs, tflite
+from flowers.components import export, inputs, names, tflite
 from flowers.components import model as model_lib
-from flowers.components.fit import fit
+from flowers.components.fit import WeightsSnapshot, final_fit, fit
 from flowers.components.strategy import choose_strategy
 from flowers.config import TRAINING_CONFIG_KEY, VALIDATION_FROM_TRAIN_KEY, TrainingConfig
 
@@ -42,8 +42,13 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         model = model_lib.build_model(cfg, inputs.image_size(tft_output))
         if fn_args.base_model:
             export.warm_start(model, os.path.join(os.path.dirname(fn_args.base_model), export.WEIGHTS_FILE))
+    start = WeightsSnapshot(model)
     history = fit(model, train.dataset, val.dataset, cfg, fn_args.model_run_dir)
     history["train_examples"], history["validation_examples"] = train.count, val.count
+    if cfg.final_fit:
+        both = inputs.combined(train, val, cfg)
+        chosen = history[names.CHOSEN_EPOCHS_HISTORY]
+        history[names.FINAL_FIT_HISTORY] = final_fit(model, start, both.dataset, both.count, cfg, chosen)
     export.export(model, tft_output, fn_args.serving_model_dir)
     history[tflite.HISTORY_KEY] = tflite.write_checked(model, val.dataset, fn_args.serving_model_dir).as_dict()
     export.save_weights(model, os.path.join(os.path.dirname(fn_args.serving_model_dir), export.WEIGHTS_FILE))

@@ -125,8 +125,22 @@ def training_section(store, run: records.RunRecord) -> str:
             caption="Keras history, both phases (bold: best validation accuracy)",
         )
     )
-    parts.append(h.facts([("weights kept", _kept(history, phases), True), ("model", model.uri)]))
+    facts = [("weights kept", _kept(history, phases), True)]
+    if history.get(names.FINAL_FIT_HISTORY):
+        facts.append(("exported after", _final_fit(history[names.FINAL_FIT_HISTORY]), True))
+    parts.append(h.facts([*facts, ("model", model.uri)]))
     return "".join(parts)
+
+
+def _final_fit(record: dict) -> str:
+    """What the final fit on train + validation did (the exported weights)."""
+    accuracy = record.get("accuracy") or [float("nan")]
+    return (
+        f'<span data-key="final_fit" data-value="{record["head_epochs"]}+{record["fine_tune_epochs"]}">'
+        f"a final fit from the start on train + validation ({record['examples']} examples): "
+        f"{record['head_epochs']} head + {record['fine_tune_epochs']} fine-tuning epoch(s), the epochs "
+        f"validation chose above, at their learning rates; last training accuracy {accuracy[-1]:.4f}</span>"
+    )
 
 
 def _kept(history: dict, phases: list[str]) -> str:

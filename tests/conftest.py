@@ -45,6 +45,9 @@ TINY_RUN_SETTINGS = (
     "0.3",
     "--set",
     "gates.min_class_recall=0",
+    # Off by default; the shared run's history and report show it.
+    "--set",
+    "training.final_fit=true",
 )
 # Every run of the suite runs Beam inside its component's process: on a few
 # hundred records, starting DirectRunner's worker processes for each Beam

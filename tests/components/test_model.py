@@ -7,9 +7,9 @@ import tensorflow as tf
 import tf_keras as keras
 
 from flowers import features
-from flowers.components import export
+from flowers.components import export, inputs, names
 from flowers.components import model as model_lib
-from flowers.components.fit import WeightsSnapshot, fit
+from flowers.components.fit import WeightsSnapshot, final_fit, fit
 from flowers.config import TrainingConfig
 
 SMALL = TrainingConfig()
@@ -112,15 +112,47 @@ def test_head_only_snapshot_is_restored_after_fine_tuning():
 
 
 @pytest.mark.slow  # trains a model
-def test_two_phase_fit_records_history_and_tensorboard_logs(tmp_path):
-    cfg = TrainingConfig(batch_size=4, epochs=1, fine_tune_epochs=1)
-    rng = np.random.default_rng(0)
+def test_two_phase_fit_then_a_final_fit_with_the_epochs_and_learning_rates_validation_chose(tmp_path):
+    cfg = TrainingConfig(batch_size=4, epochs=2, fine_tune_epochs=1, early_stopping_patience=2)
+    rng = np.random.default_rng(1)
     x = rng.uniform(0, 255, (8, SIZE, SIZE, 3)).astype(np.float32)
     y = tf.one_hot(np.arange(8) % features.NUM_CLASSES, features.NUM_CLASSES)
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
     model = model_lib.build_model(cfg, SIZE)
+    start = WeightsSnapshot(model)
     history = fit(model, data, data, cfg, str(tmp_path))
-    assert history["phase"] == ["head", "fine_tune"]
+    assert history["phase"] == ["head", "head", "fine_tune"]
     for key in ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds"):
-        assert len(history[key]) == 2, key
+        assert len(history[key]) == 3, key
     assert any(name.startswith("events.out.tfevents") for _, _, files in os.walk(tmp_path) for name in files)
+    chosen = history[names.CHOSEN_EPOCHS_HISTORY]
+    head = history["val_accuracy"][:2]
+    assert chosen["head"]["epochs"] == head.index(max(head)) + 1
+    assert chosen["head"]["learning_rates"] == history["lr"][: chosen["head"]["epochs"]]
+
+    record = final_fit(model, start, data, 8, cfg, chosen)
+    assert (record["head_epochs"], record["fine_tune_epochs"]) == (
+        chosen["head"]["epochs"],
+        chosen["fine_tune"]["epochs"],
+    )
+    assert len(record["loss"]) == len(record["epoch_seconds"]) == sum(p["epochs"] for p in chosen.values())
+    assert record["lr"] == pytest.approx(chosen["head"]["learning_rates"] + chosen["fine_tune"]["learning_rates"])
+    # Fine-tuning, when validation kept it, leaves the backbone's top trainable.
+    assert model_lib.backbone_of(model).trainable == (chosen["fine_tune"]["epochs"] > 0)
+
+
+def test_train_and_validation_combine_into_one_shuffled_set_each_example_once():
+    cfg = TrainingConfig(batch_size=4)
+
+    def split(first: int, count: int) -> inputs.Split:
+        images = (
+            np.full((count, 2, 2, 3), 0, np.uint8)
+            + np.arange(first, first + count, dtype=np.uint8)[:, None, None, None]
+        )
+        decoded = tf.data.Dataset.from_tensor_slices((images, np.zeros(count, np.int64)))
+        return inputs.Split(decoded.batch(4), count, decoded)
+
+    both = inputs.combined(split(0, 7), split(7, 5), cfg)
+    assert both.count == 12
+    seen = [int(v) for images, _ in both.dataset for v in images[:, 0, 0, 0].numpy()]
+    assert sorted(seen) == list(range(12)) and seen != list(range(12))

@@ -15,6 +15,7 @@ import tensorflow as tf
 from conftest import MULTI_PROCESS_BEAM, TINY_RUN_SETTINGS, flowers_cli
 
 from flowers import features, outcome
+from flowers.components import names
 from flowers.data import layout
 from flowers.features import HISTORY_FILE
 from flowers.pipeline import supervisor
@@ -110,6 +111,14 @@ def test_training_history_and_tensorboard_logs_are_kept(pipeline_run):
         history = json.load(f)
     epochs = len(history["loss"])
     assert epochs >= 1 and len(history["val_accuracy"]) == epochs and len(history["phase"]) == epochs
+    # The exported model is the final fit's: train + validation, for the epochs validation chose.
+    chosen, final = history[names.CHOSEN_EPOCHS_HISTORY], history[names.FINAL_FIT_HISTORY]
+    assert final["examples"] == history["train_examples"] + history["validation_examples"]
+    assert [final["head_epochs"], final["fine_tune_epochs"]] == [
+        chosen["head"]["epochs"],
+        chosen["fine_tune"]["epochs"],
+    ]
+    assert len(final["loss"]) == final["head_epochs"] + final["fine_tune_epochs"] >= 1
     run_dir = os.path.join(os.path.dirname(os.path.dirname(model_uri)), "model_run")
     event_files = [f for _, _, files in os.walk(run_dir) for f in files if f.startswith("events.out.tfevents")]
     assert event_files

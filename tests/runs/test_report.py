@@ -322,6 +322,8 @@ def test_the_top_says_what_decided_and_how_sure(runs, first, second):
     assert page.one("run_log")["attrs"]["href"] == "run.log"
     assert page.all("previous_report") == []
     assert page.one("kept")["value"] in ("head", "fine_tune")
+    head, fine_tune = map(int, page.one("final_fit")["value"].split("+"))  # the shared run's final fit
+    assert head >= 1 and "train + validation" in page.one("final_fit")["text"]
     settings = {i["name"]: i["value"] for i in page.all("run_setting")}
     assert settings["training.epochs"] == "3" and "kubeflow.image" in settings
     refused, page, _ = second
