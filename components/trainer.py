@@ -50,7 +50,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         chosen = history[names.CHOSEN_EPOCHS_HISTORY]
         history[names.FINAL_FIT_HISTORY] = final_fit(model, start, both.dataset, both.count, cfg, chosen)
     export.export(model, tft_output, fn_args.serving_model_dir)
-    history[tflite.HISTORY_KEY] = tflite.write_checked(model, val.dataset, fn_args.serving_model_dir).as_dict()
+    if cfg.tflite:
+        history[tflite.HISTORY_KEY] = tflite.write_checked(model, val.dataset, fn_args.serving_model_dir).as_dict()
     export.save_weights(model, os.path.join(os.path.dirname(fn_args.serving_model_dir), export.WEIGHTS_FILE))
     _write_history(history, fn_args)
 
