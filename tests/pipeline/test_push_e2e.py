@@ -1,8 +1,13 @@
-"""The push is the run's commit point, and no model blind to a class is
-pushed. One tiny real run (one epoch: a poor model, which is the point),
-SIGINT two seconds after its Pusher ended (while the report is written);
-then the same folder again with the default per-class recall floor, cached
-up to the Trainer."""
+"""The push is the run's commit point, a rerun with nothing new pushes
+nothing, and no model blind to a class is pushed. One tiny real run (one
+epoch: a poor model, which is the point), SIGINT two seconds after its
+Pusher ended (while the report is written); then the same folder again with
+the same settings (nothing new: the cached Trainer's model is already the
+served version, issue: no duplicate pushes from a daily schedule with no new
+photos); then again with the default per-class recall floor, cached up to the
+Trainer (another gate is another setting: the model is judged again, and
+refused). One output dir of their own: runs of other tests in the shared one
+(other Beam settings) would re-ingest."""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ import time
 
 import pytest
 import tensorflow as tf
-from conftest import IN_PROCESS_BEAM, flowers_cli
+from conftest import IN_PROCESS_BEAM, NO_TFLITE, flowers_cli
 
 from flowers import outcome
 from flowers.config import PipelineConfig
@@ -32,7 +37,9 @@ ONE_EPOCH = (
     "--min-accuracy",
     "0",
     *IN_PROCESS_BEAM,
+    *NO_TFLITE,
 )
+UNFLOORED = ("--set", "gates.min_class_recall=0")
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +54,7 @@ def runs(tmp_path_factory):
             "--output-dir",
             out,
             *ONE_EPOCH,
-            "--set",
-            "gates.min_class_recall=0",
+            *UNFLOORED,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -63,13 +69,15 @@ def runs(tmp_path_factory):
             break
     rest, err = first.communicate(timeout=600)
     interrupted = subprocess.CompletedProcess(first.args, first.returncode, "".join(seen) + rest, err)
+    served = sorted(os.listdir(os.path.join(out, "serving")))
+    rerun = flowers_cli("run", "--output-dir", out, *ONE_EPOCH, *UNFLOORED)
     # The default floor (0.5), with report and everything else as before.
     floored = flowers_cli("run", "--output-dir", out, *ONE_EPOCH, "--set", "run.report=false")
-    return out, interrupted, floored
+    return out, interrupted, floored, rerun, served
 
 
 def test_a_signal_after_the_push_leaves_a_pushed_run(runs):
-    out, done, _ = runs
+    out, done, *_ = runs
     assert done.returncode == outcome.PUSHED, done.stdout[-3000:] + done.stderr[-3000:]
     assert "note: SIGINT came after the push, which stands" in done.stdout
     assert "state:          pushed" in done.stdout and "nothing was pushed" not in done.stdout
@@ -78,7 +86,7 @@ def test_a_signal_after_the_push_leaves_a_pushed_run(runs):
 
 
 def test_the_pushed_version_is_whole_and_alone(runs):
-    out, _, _ = runs
+    out, *_ = runs
     serving = os.path.join(out, "serving")
     (version,) = os.listdir(serving)  # no hidden half-copied folder beside it
     assert version.isdigit() and not version.startswith(PUSH_TEMP_PREFIX)
@@ -87,7 +95,7 @@ def test_the_pushed_version_is_whole_and_alone(runs):
 
 
 def test_a_model_under_the_recall_floor_is_refused_with_each_class_named(runs):
-    out, _, done = runs
+    out, _, done, *_ = runs
     assert done.returncode == outcome.REFUSED, done.stdout[-3000:] + done.stderr[-3000:]
     store = records.store_for(PipelineConfig(output_dir=out))
     summary = results.summarize(store, records.run_ids(store)[-1])
@@ -97,9 +105,21 @@ def test_a_model_under_the_recall_floor_is_refused_with_each_class_named(runs):
     assert [line.split()[2] for line in floor_failures] == below
     for name in below:
         assert f"gate failed:  recall of {name} " in done.stdout
+    assert "starting Evaluator" in done.stdout  # judged again, though the Trainer was cached
     refused = history(out)[-1]
     assert refused["state"] == "refused" and refused["pushed_to"] is None
     assert os.listdir(os.path.join(out, "serving")) == [os.path.basename(history(out)[0]["pushed_to"])]
+
+
+def test_a_rerun_with_nothing_new_pushes_nothing(runs):
+    out, _, _, done, served = runs
+    assert done.returncode == outcome.PUSHED, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "nothing new: the cached Trainer's model is version" in done.stdout
+    assert "state:          unchanged" in done.stdout
+    assert sorted(os.listdir(os.path.join(out, "serving"))) == served  # no duplicate version
+    assert "starting Evaluator" not in done.stdout  # nothing after the Trainer ran
+    rerun = history(out)[1]
+    assert rerun["state"] == "unchanged" and rerun["note"] == f"version {served[-1]} is already this model"
 
 
 def history(out: str) -> list[dict]:

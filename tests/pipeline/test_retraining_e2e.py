@@ -10,7 +10,7 @@ import os
 
 import pytest
 import tensorflow as tf
-from conftest import IN_PROCESS_BEAM, flowers_cli
+from conftest import IN_PROCESS_BEAM, NO_TFLITE, flowers_cli
 from samples import sample_examples
 
 from flowers import outcome
@@ -36,6 +36,7 @@ FAST = (
     "--min-accuracy",
     "0",
     *IN_PROCESS_BEAM,
+    *NO_TFLITE,
 )
 
 
@@ -101,6 +102,7 @@ def scenario(tmp_path_factory):
         "learning_rate=1e-7",
         *UNGATED_CLASSES,
         *IN_PROCESS_BEAM,
+        *NO_TFLITE,
     )
     runs["window"] = flowers_cli(
         "run",
