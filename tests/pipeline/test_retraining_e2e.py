@@ -103,6 +103,8 @@ def scenario(tmp_path_factory):
     where = ("--data-root", root, "--output-dir", out)
     runs = {"first": interrupted_after_the_push(*where, *ONE_EPOCH, *UNFLOORED)}
     served = sorted(os.listdir(os.path.join(out, "serving")))
+    # (read now: the last run prunes this version)
+    whole = [tf.saved_model.contains_saved_model(os.path.join(out, "serving", version)) for version in served]
     runs["unchanged"] = flowers_cli("run", *where, *ONE_EPOCH, *UNFLOORED)
     served_after = sorted(os.listdir(os.path.join(out, "serving")))
     # The default floor (0.5), with everything else as before.
@@ -133,7 +135,7 @@ def scenario(tmp_path_factory):
         "--set",
         "run.keep_versions=1",
     )
-    return out, runs, (served, served_after)
+    return out, runs, (served, served_after, whole)
 
 
 # Their order in `flowers history`.
@@ -151,7 +153,7 @@ def test_first_run_pushes_with_no_baseline(scenario):
 
 
 def test_a_signal_after_the_push_leaves_a_pushed_run(scenario):
-    out, runs, (served, _) = scenario
+    out, runs, (served, _, whole) = scenario
     done = runs["first"]
     assert done.returncode == outcome.PUSHED, done.stdout[-3000:] + done.stderr[-3000:]
     assert "note: SIGINT came after the push, which stands" in done.stdout
@@ -161,12 +163,12 @@ def test_a_signal_after_the_push_leaves_a_pushed_run(scenario):
     # The pushed version is whole and alone: no hidden half-copied folder beside it.
     (version,) = served
     assert version.isdigit() and not version.startswith(PUSH_TEMP_PREFIX)
-    assert tf.saved_model.contains_saved_model(first["pushed_to"])
+    assert whole == [True]
     assert os.path.join(out, "serving", version) == first["pushed_to"]
 
 
 def test_a_rerun_with_nothing_new_pushes_nothing(scenario):
-    out, runs, (served, served_after) = scenario
+    out, runs, (served, served_after, _) = scenario
     done = runs["unchanged"]
     assert done.returncode == outcome.PUSHED, done.stdout[-3000:] + done.stderr[-3000:]
     assert "nothing new: the cached Trainer's model is version" in done.stdout
