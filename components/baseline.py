@@ -16,7 +16,10 @@ empty: the Evaluator then evaluates the candidate alone, and the change
 gate, with nothing to compare with, passes.
 """
 
-from tfx import v1 as tfx
+# (not tfx.v1: pipeline/pipeline.py says why)
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import standard_artifacts
 from tfx.types.artifact import Artifact
 
 from flowers.components import names
@@ -42,11 +45,11 @@ def is_pushed(model: Artifact) -> bool:
     return bool(model.get_string_custom_property(names.PUSHED_VERSION))
 
 
-@tfx.dsl.components.component
+@component
 def LatestPushedModel(
-    candidate: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
-    baseline: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Model],
-    push_destination: tfx.dsl.components.Parameter[str],
+    candidate: InputArtifact[standard_artifacts.Model],
+    baseline: OutputArtifact[standard_artifacts.Model],
+    push_destination: Parameter[str],
 ) -> None:
     """Points `baseline` at the newest pushed model (or, before the first
     push, at nothing: `pushed_version` empty).

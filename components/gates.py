@@ -11,9 +11,11 @@ not decode (named by ExampleGen's shard and record index). It compiles into
 the Kubeflow spec like any other component.
 """
 
-from tfx import v1 as tfx
+# (not tfx.v1: pipeline/pipeline.py says why)
 from tfx.components.example_validator import executor as example_validator_executor
-from tfx.types import standard_component_specs
+from tfx.dsl.component.experimental.annotations import InputArtifact
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import standard_artifacts, standard_component_specs
 
 from flowers import features
 from flowers.components.anomalies import describe_anomalies
@@ -87,10 +89,10 @@ class ExampleValidatorExecutor(example_validator_executor.Executor):
             return super().Do(input_dict, output_dict, {**exec_properties, CUSTOM_VALIDATION_KEY: None})
 
 
-@tfx.dsl.components.component
+@component
 def DataGate(
-    anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
-    examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
+    anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
+    examples: InputArtifact[standard_artifacts.Examples],
 ) -> None:
     """Fails, listing every anomaly by split and feature, when there is any;
     then, when an image does not decode, naming each (statistics only see

@@ -7,7 +7,7 @@ import dataclasses
 
 import tensorflow as tf
 import tensorflow_transform as tft
-from tfx import v1 as tfx
+from tfx.components.trainer.fn_args_utils import DataAccessor  # (not tfx.v1: pipeline/pipeline.py says why)
 from tfx_bsl.public import tfxio
 
 from flowers import features, progress
@@ -53,7 +53,7 @@ def input_dataset(*args, **kwargs) -> tf.data.Dataset:
 
 def input_split(
     file_pattern: list[str],
-    data_accessor: tfx.components.DataAccessor,
+    data_accessor: DataAccessor,
     tft_output: tft.TFTransformOutput,
     cfg: TrainingConfig,
     training: bool,

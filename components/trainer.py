@@ -11,7 +11,7 @@ import os
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
-from tfx import v1 as tfx
+from tfx.components.trainer.fn_args_utils import FnArgs  # (not tfx.v1: pipeline/pipeline.py says why)
 
 from flowers import features
 from flowers.components import export, inputs, names, tflite
@@ -23,7 +23,7 @@ from flowers.config import TRAINING_CONFIG_KEY, VALIDATION_FROM_TRAIN_KEY, Train
 log = logging.getLogger(__name__)
 
 
-def training_config(fn_args: tfx.components.FnArgs) -> TrainingConfig:
+def training_config(fn_args: FnArgs) -> TrainingConfig:
     """The pipeline's TrainingConfig, with any tuned hyperparameters applied."""
     cfg = TrainingConfig.from_json(fn_args.custom_config[TRAINING_CONFIG_KEY])
     if fn_args.hyperparameters:
@@ -33,7 +33,7 @@ def training_config(fn_args: tfx.components.FnArgs) -> TrainingConfig:
     return cfg
 
 
-def run_fn(fn_args: tfx.components.FnArgs) -> None:
+def run_fn(fn_args: FnArgs) -> None:
     cfg = training_config(fn_args)
     keras.utils.set_random_seed(cfg.seed)
     tft_output = tft.TFTransformOutput(fn_args.transform_graph_path)
@@ -50,12 +50,13 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         chosen = history[names.CHOSEN_EPOCHS_HISTORY]
         history[names.FINAL_FIT_HISTORY] = final_fit(model, start, both.dataset, both.count, cfg, chosen)
     export.export(model, tft_output, fn_args.serving_model_dir)
-    history[tflite.HISTORY_KEY] = tflite.write_checked(model, val.dataset, fn_args.serving_model_dir).as_dict()
+    if cfg.tflite:
+        history[tflite.HISTORY_KEY] = tflite.write_checked(model, val.dataset, fn_args.serving_model_dir).as_dict()
     export.save_weights(model, os.path.join(os.path.dirname(fn_args.serving_model_dir), export.WEIGHTS_FILE))
     _write_history(history, fn_args)
 
 
-def _splits(fn_args: tfx.components.FnArgs, tft_output: tft.TFTransformOutput, cfg: TrainingConfig):
+def _splits(fn_args: FnArgs, tft_output: tft.TFTransformOutput, cfg: TrainingConfig):
     """(train, validation): validation is ExampleGen's split, or carved from
     train by hash when the spans came split into train/ and eval/ only."""
     cache = os.path.join(fn_args.model_run_dir, "decoded-cache")
@@ -81,7 +82,7 @@ def _splits(fn_args: tfx.components.FnArgs, tft_output: tft.TFTransformOutput, c
     return train, val
 
 
-def _write_history(history: dict, fn_args: tfx.components.FnArgs) -> None:
+def _write_history(history: dict, fn_args: FnArgs) -> None:
     """The fit's history beside the TensorBoard logs and beside the SavedModel
     (what finished-run readers and the report read)."""
     for folder in (fn_args.model_run_dir, os.path.dirname(fn_args.serving_model_dir)):

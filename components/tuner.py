@@ -19,7 +19,8 @@ import os
 import keras_tuner
 import tensorflow_transform as tft
 import tf_keras as keras
-from tfx import v1 as tfx
+from tfx.components.trainer.fn_args_utils import FnArgs  # (not tfx.v1: pipeline/pipeline.py says why)
+from tfx.components.tuner.component import TunerFnResult
 
 from flowers.components import inputs
 from flowers.components import model as model_lib
@@ -82,7 +83,7 @@ class TrainingConfigSearch(keras_tuner.Tuner):
         return {OBJECTIVE: max(history[OBJECTIVE])}
 
 
-def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
+def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
     base = TrainingConfig.from_json(fn_args.custom_config[TRAINING_CONFIG_KEY])
     trials = int(fn_args.custom_config[TRIALS_KEY])
     tft_output = tft.TFTransformOutput(fn_args.transform_graph_path)
@@ -94,7 +95,7 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     val = inputs.input_dataset(
         fn_args.eval_files, fn_args.data_accessor, tft_output, base, False, carve=(percent, True) if percent else None
     )
-    return tfx.components.TunerFnResult(
+    return TunerFnResult(
         tuner=tuner,
         fit_kwargs={"train": train, "val": val, "log_root": os.path.join(fn_args.working_dir, "logs")},
     )

@@ -133,6 +133,10 @@ class TrainingConfig:
     cache_memory_mb: int = _setting(2048, low=0, high=1 << 20)
     # TPU name or address ("local" on a TPU VM); empty uses $TPU_NAME if set.
     tpu: str = ""
+    # Also write model.tflite (what a phone runs) and check it against the
+    # SavedModel on the validation split; off saves its conversion (tens of
+    # seconds) where no TFLite model is wanted, as in most of the test suite.
+    tflite: bool = True
 
     def __post_init__(self):
         _validate(self)

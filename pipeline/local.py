@@ -19,7 +19,6 @@ import traceback
 from typing import Callable
 
 from ml_metadata.proto import metadata_store_pb2
-from tfx import v1 as tfx
 from tfx.dsl.compiler import compiler, constants
 from tfx.orchestration import metadata
 from tfx.orchestration.local import runner_utils
@@ -35,7 +34,7 @@ CONFIG_ENV = "FLOWERS_CONFIG"
 
 
 def metadata_config(config: PipelineConfig):
-    return tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
+    return metadata.sqlite_metadata_connection_config(config.metadata_path)
 
 
 def run(config: PipelineConfig, run_id: str, report: Callable[[str], None] = progress.say) -> None:

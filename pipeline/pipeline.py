@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
-from tfx import v1 as tfx
+# TFX's own modules, not `tfx.v1`: importing tfx.v1 imports its Google Cloud
+# extensions too (the Vertex AI client: about 6 s of every worker's and
+# pipeline task's start-up, for nothing this pipeline uses).
+from tfx.components import (
+    Evaluator,
+    ExampleValidator,
+    ImportExampleGen,
+    Pusher,
+    SchemaGen,
+    StatisticsGen,
+    Trainer,
+    Transform,
+    Tuner,
+)
+from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.dsl.components.base import executor_spec
-from tfx.proto import transform_pb2
+from tfx.dsl.components.common.resolver import Resolver
+from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
+from tfx.orchestration.data_types import RuntimeParameter
+from tfx.orchestration.pipeline import Pipeline
+from tfx.proto import pusher_pb2, trainer_pb2, transform_pb2
+from tfx.types import standard_artifacts
+from tfx.types.channel import Channel
 
 from flowers.components import baseline, evaluation, evaluator, gates, names, push
 from flowers.config import IMAGE_SIZE_KEY, TRAINING_CONFIG_KEY, TRIALS_KEY, VALIDATION_FROM_TRAIN_KEY, PipelineConfig
@@ -18,9 +38,9 @@ TUNER_FN = "flowers.components.tuner.tuner_fn"
 def create_components(
     config: PipelineConfig,
     *,
-    data_root: str | tfx.dsl.experimental.RuntimeParameter | None = None,
-    trainer_config: str | tfx.dsl.experimental.RuntimeParameter | None = None,
-    eval_config: str | tfx.dsl.experimental.RuntimeParameter | None = None,
+    data_root: str | RuntimeParameter | None = None,
+    trainer_config: str | RuntimeParameter | None = None,
+    eval_config: str | RuntimeParameter | None = None,
 ) -> list:
     """The component DAG, read top to bottom.
 
@@ -37,7 +57,7 @@ def create_components(
     window = example_gen.outputs["examples"]
     if config.data.span_window:
         window = latest_spans(window, config.data.span_window)
-    transform = tfx.components.Transform(
+    transform = Transform(
         examples=window,
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=TRANSFORM_FN,
@@ -55,10 +75,10 @@ def create_components(
     if config.run.warm_start:
         # TFX's latest-blessed Resolver: the Model artifact keeps the weights
         # file beside its SavedModel (local runs and Vertex AI).
-        blessed = tfx.dsl.Resolver(
-            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        blessed = Resolver(
+            strategy_class=LatestBlessedModelStrategy,
+            model=Channel(type=standard_artifacts.Model),
+            model_blessing=Channel(type=standard_artifacts.ModelBlessing),
         ).with_id(names.WARM_START_RESOLVER)
         components.append(blessed)
         base_model = blessed.outputs["model"]
@@ -70,7 +90,7 @@ def create_components(
             candidate=trainer.outputs["model"], push_destination=config.serving_dir
         ).with_id(names.BASELINE)
         evaluator_inputs["baseline_model"] = latest_pushed.outputs["baseline"]
-    model_evaluator = tfx.components.Evaluator(
+    model_evaluator = Evaluator(
         **evaluator_inputs,
         example_splits=[layout.EVAL],
         eval_config=evaluation.eval_config(config) if eval_config is None else eval_config,
@@ -79,11 +99,11 @@ def create_components(
     ).with_id(names.EVALUATOR)
     # No baseline model when nothing was pushed (components/evaluator.py).
     model_evaluator.executor_spec = executor_spec.BeamExecutorSpec(evaluator.Executor)
-    pusher = tfx.components.Pusher(
+    pusher = Pusher(
         model=trainer.outputs["model"],
         model_blessing=model_evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir)
+        push_destination=pusher_pb2.PushDestination(
+            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=config.serving_dir)
         ),
     ).with_id(names.PUSHER)
     # A version appears in the serving dir whole or not at all (components/push.py).
@@ -92,7 +112,7 @@ def create_components(
     return components + [trainer, *baseline_node, model_evaluator, pusher]
 
 
-def latest_spans(examples: tfx.dsl.Channel, span_window: int):
+def latest_spans(examples: Channel, span_window: int):
     """TFX's rolling span range over ExampleGen's outputs of this and earlier
     runs: the latest `span_window` spans ingested, the newest version of each.
     (TFX 1.16's Kubeflow V2 compiler cannot compile it: span_window is local.)"""
@@ -112,31 +132,25 @@ def _data_components(config: PipelineConfig, data_root) -> list:
         config.data.span,
         every_span=not config.data.span_window,
     )
-    example_gen = tfx.components.ImportExampleGen(
+    example_gen = ImportExampleGen(
         input_base=config.data.data_root if data_root is None else data_root,
         input_config=input_config,
         output_config=output_config,
         range_config=range_config,
     ).with_id(names.EXAMPLE_GEN)
     if config.data.schema_dir:
-        schema_gen = tfx.components.ImportSchemaGen(schema_file=f"{config.data.schema_dir}/schema.pbtxt").with_id(
-            names.SCHEMA_GEN
-        )
+        schema_gen = ImportSchemaGen(schema_file=f"{config.data.schema_dir}/schema.pbtxt").with_id(names.SCHEMA_GEN)
         # With the curated schema, `class` is counted as categorical: the
         # per-class counts the data gate checks.
-        statistics_gen = tfx.components.StatisticsGen(
+        statistics_gen = StatisticsGen(
             examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"]
         ).with_id(names.STATISTICS_GEN)
         validations = gates.custom_validations(config.gates.min_class_examples, config.gates.max_class_ratio)
     else:
-        statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(
-            names.STATISTICS_GEN
-        )
-        schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"]).with_id(
-            names.INFERRED_SCHEMA_GEN
-        )
+        statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"]).with_id(names.STATISTICS_GEN)
+        schema_gen = SchemaGen(statistics=statistics_gen.outputs["statistics"]).with_id(names.INFERRED_SCHEMA_GEN)
         validations = None
-    example_validator = tfx.components.ExampleValidator(
+    example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_gen.outputs["schema"],
         custom_validation_config=validations,
@@ -158,12 +172,12 @@ def _trainer(config: PipelineConfig, window, transform, schema_gen, trainer_conf
     if presplit:
         custom_config[VALIDATION_FROM_TRAIN_KEY] = config.data.validation_percent
     splits = dict(
-        train_args=tfx.proto.TrainArgs(splits=[layout.TRAIN]),
-        eval_args=tfx.proto.EvalArgs(splits=[validation_split]),
+        train_args=trainer_pb2.TrainArgs(splits=[layout.TRAIN]),
+        eval_args=trainer_pb2.EvalArgs(splits=[validation_split]),
     )
     hyperparameters = None
     if config.run.tune:
-        tuner = tfx.components.Tuner(
+        tuner = Tuner(
             tuner_fn=TUNER_FN,
             examples=window,
             transform_graph=transform.outputs["transform_graph"],
@@ -173,7 +187,7 @@ def _trainer(config: PipelineConfig, window, transform, schema_gen, trainer_conf
         ).with_id(names.TUNER)
         components.append(tuner)
         hyperparameters = tuner.outputs["best_hyperparameters"]
-    return tfx.components.Trainer(
+    return Trainer(
         run_fn=RUN_FN,
         examples=window,
         transform_graph=transform.outputs["transform_graph"],
@@ -189,12 +203,12 @@ def create_pipeline(
     config: PipelineConfig,
     metadata_connection_config=None,
     *,
-    data_root: str | tfx.dsl.experimental.RuntimeParameter | None = None,
-    trainer_config: str | tfx.dsl.experimental.RuntimeParameter | None = None,
-    eval_config: str | tfx.dsl.experimental.RuntimeParameter | None = None,
-) -> tfx.dsl.Pipeline:
+    data_root: str | RuntimeParameter | None = None,
+    trainer_config: str | RuntimeParameter | None = None,
+    eval_config: str | RuntimeParameter | None = None,
+) -> Pipeline:
     """The pipeline for any runner; the keyword values are those of `create_components`."""
-    return tfx.dsl.Pipeline(
+    return Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
         components=create_components(

@@ -53,7 +53,8 @@ class RunSummary:
     # The run's effective settings (section.field -> value), as recorded at its start.
     settings: dict = dataclasses.field(default_factory=dict)
     note: str | None = None  # what a rollback did
-    # The Trainer's TFLite check (components/tflite.py's TfliteCheck as a dict); None before TFLite files.
+    # The Trainer's TFLite check (components/tflite.py's TfliteCheck as a dict);
+    # None when it wrote no TFLite model (training.tflite off, or older runs).
     tflite: dict | None = None
 
 

@@ -24,7 +24,7 @@ def predict_files(model_dir: str, paths: Sequence[str], batch_size: int = predic
     if not tf.io.gfile.exists(path):
         raise predict.ModelError(
             f"{path} does not exist: its run refused it (the TFLite model disagreed with the SavedModel; "
-            "the run's summary says by how much) or the model predates TFLite files"
+            "the run's summary says by how much), its run had training.tflite off, or the model predates TFLite files"
         )
     classifier = tflite.Classifier(path)
     version = predict.model_version(model_dir)

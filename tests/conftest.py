@@ -57,6 +57,10 @@ TINY_RUN_SETTINGS = (
 # (MULTI_PROCESS_BEAM), so that path and the stopping of its workers stay tested.
 IN_PROCESS_BEAM = ("--set", "run.beam_args=--direct_running_mode=in_memory")
 MULTI_PROCESS_BEAM = ("--set", "run.beam_multiprocessing_above_mb=0")
+# The TFLite conversion and its check cost a tiny run's Trainer tens of
+# seconds: only the shared run (tests/components/test_tflite.py reads its
+# model.tflite) writes one; every other run that trains says this.
+NO_TFLITE = ("--set", "training.tflite=false")
 
 
 def flowers_cli(*args: str, timeout: int = 1500):

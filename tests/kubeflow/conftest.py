@@ -120,6 +120,7 @@ PREFLIGHT_SETTINGS = {
     # A 1-epoch model misses whole classes: the per-class recall floor is off here.
     "gates.min_class_recall": "0",
     "run.beam_args": "--direct_running_mode=in_memory",
+    "training.tflite": "false",  # (tests/conftest.py NO_TFLITE)
 }
 PREFLIGHT_BUCKET = "gs://flowers-preflight/out"
 

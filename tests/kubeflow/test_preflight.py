@@ -4,12 +4,15 @@ the bundled sample.
 
 The fast tests check how each task's ExecutorInput is built for each
 backend. The slow ones run the shared kfp package (tests/kubeflow/conftest.py)
-three times: once as Vertex AI runs it, to a pushed model; then twice under
-one pipeline root as open-source Kubeflow Pipelines runs it: first to a
-pushed model, then, after a new span landed in the data root and with the
-`eval_config` runtime parameter replaced by a gate no model can pass, a run
-that must ingest both spans (its cache cannot serve the first run's
-examples), train on them, and end refused with nothing pushed."""
+three times. Twice under one pipeline root as open-source Kubeflow Pipelines
+(the backend this project is for) runs it: first to a pushed model, then,
+after a new span landed in the data root and with the `eval_config` runtime
+parameter replaced by a gate no model can pass, a run that must ingest both
+spans (its cache cannot serve the first run's examples), train on them, and
+end refused with nothing pushed. And once as Vertex AI runs it, on a data
+root the data gate refuses: every task up to the gate runs as Vertex AI
+hands it its inputs (the preCacheCheck hook, no repairs), at a fifth of a
+whole run's cost (each task is a process that imports TFX)."""
 
 from __future__ import annotations
 
@@ -20,11 +23,13 @@ import subprocess
 import sys
 
 import pytest
+import tensorflow as tf
 import yaml
 from google.protobuf import json_format, struct_pb2
 from kfp.pipeline_spec import pipeline_spec_pb2 as pb
+from samples import sample_examples
 
-from flowers import outcome
+from flowers import features, outcome
 from flowers.config import SAMPLE_DATA, PipelineConfig
 from flowers.kubeflow import preflight, runner
 from flowers.runs import records
@@ -360,10 +365,24 @@ def handed(stdout: str, task: str) -> dict:
         return json.load(f)
 
 
+def write_refused_span(folder) -> None:
+    """60 photos of the sample, one class's labelled 7 (out of range): the
+    data gate refuses them (tests/pipeline/test_data_gate_e2e.py)."""
+    os.makedirs(folder)
+    with tf.io.TFRecordWriter(os.path.join(folder, "flowers-00000-of-00001.tfrec")) as w:
+        for example in sample_examples(60):
+            label = example.features.feature[features.CLASS_KEY].int64_list.value
+            if label[0] == 1:
+                label[0] = 7
+            w.write(example.SerializeToString())
+
+
 @pytest.fixture(scope="module")
 def vertex_run(kfp_package, tmp_path_factory):
     root = tmp_path_factory.mktemp("vertex_run")
-    return root, flowers_cli("preflight", *preflight_args(kfp_package, root), "--backend", "vertex")
+    write_refused_span(root / "data" / "span-1")
+    args = [*preflight_args(kfp_package, root), "--param", f"data_root={root / 'data'}"]
+    return root, flowers_cli("preflight", *args, "--backend", "vertex")
 
 
 @pytest.fixture(scope="module")
@@ -383,21 +402,25 @@ def kfp_runs(kfp_package, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_vertex_mode_runs_to_a_pushed_model_with_nothing_repaired(vertex_run, kfp_package):
+def test_vertex_mode_runs_each_task_with_nothing_repaired_up_to_the_data_gate(vertex_run, kfp_package):
     root, done = vertex_run
-    assert done.returncode == outcome.PUSHED, done.stdout + done.stderr[-5000:]
+    assert done.returncode == outcome.DATA_REFUSED, done.stdout + done.stderr[-5000:]
     assert "(Vertex AI)" in done.stdout
     tasks = task_lines(done.stdout)
-    assert set(tasks) == set(preflight.load(kfp_package[1]).spec.root.dag.tasks)
+    order = preflight.task_order(preflight.load(kfp_package[1]).spec)
+    assert list(tasks) == order[: order.index("DataGate") + 1]  # in order, and nothing after the gate
+    assert tasks.pop("DataGate")[0] == "failed"
     assert {status for status, _ in tasks.values()} == {"succeeded"}
+    assert "StatisticsGen" in tasks  # a task handed an upstream artifact, as Vertex AI hands it
     with open(os.path.join(run_root(done.stdout), "ImportExampleGen", preflight.TASK_LOG)) as log:
         text = log.read()
     assert "file_based_example_gen.driver" in text  # the preCacheCheck hook ran first
-    for task in tasks:
+    for task in [*tasks, "DataGate"]:
         with open(os.path.join(run_root(done.stdout), task, preflight.TASK_LOG)) as log:
             assert "flowers entrypoint:" not in log.read(), task  # nothing to repair
-    [version] = os.listdir(root / "out" / "serving")
-    assert f"pushed to:  {root / 'out' / 'serving'}/{version}" in done.stdout
+    with open(os.path.join(run_root(done.stdout), "DataGate", preflight.TASK_LOG)) as log:
+        assert "class: Unexpectedly large value: 7" in log.read()
+    assert not (root / "out" / "serving").exists()
 
 
 @pytest.mark.slow

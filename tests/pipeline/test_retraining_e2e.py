@@ -1,50 +1,57 @@
-"""Scheduled retraining on accumulating data, as a cron job would run it:
-span 1, then span 2 added, a worse configuration refused, a window of one
-span, and pruning of old versions. Real runs on two small spans made from the
-bundled sample (few epochs: the gates, not the accuracy, are under test)."""
+"""Scheduled retraining on accumulating data, as a cron job would run it, in
+one output dir: six real runs, four of which train (one head epoch: the
+gates, the push and the caching are under test, not the accuracy).
+
+1. span 1 (the bundled sample's photos), SIGINT two seconds after its Pusher
+   ended (while the report is written): the push is the run's commit point;
+2. the same again: nothing new, the cached Trainer's model is already the
+   served version, so nothing is pushed (no duplicate pushes from a daily
+   schedule with no new photos);
+3. the same with the default per-class recall floor, cached up to the
+   Trainer: another gate is another setting, the model is judged again, and a
+   one-epoch model blind to a class is refused, each such class named;
+4. span 2 added: trains on both spans against the first model;
+5. a worse configuration: refused against the last blessed model;
+6. a window of one span, and pruning of old versions.
+
+Span 2 holds the sample's photos again: what is under test is which spans a
+run reads, not what is in them."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import tensorflow as tf
-from conftest import IN_PROCESS_BEAM, flowers_cli
-from samples import sample_examples
+from conftest import IN_PROCESS_BEAM, NO_TFLITE, flowers_cli
 
 from flowers import outcome
-from flowers.config import PipelineConfig
-from flowers.runs import records
+from flowers.config import SAMPLE_DATA, PipelineConfig
+from flowers.outputs import PUSH_TEMP_PREFIX
+from flowers.runs import records, results
 
 pytestmark = pytest.mark.slow
-# Small spans: a class can be absent from a 15% validation split of 80
-# photos, which the data gate (tested elsewhere) would rightly refuse.
-# Few epochs on small uneven spans: the class-balance and per-class recall
-# gates (tested elsewhere) are off too.
-UNGATED_CLASSES = ("--set", "gates.max_class_ratio=0", "--set", "gates.min_class_recall=0")
-FAST = (
+
+# One head epoch misses whole classes: the per-class recall floor is off
+# except in the run that tests it.
+UNFLOORED = ("--set", "gates.min_class_recall=0")
+ONE_EPOCH = (
     "--set",
-    "epochs=3",
+    "training.epochs=1",
     "--set",
-    "fine_tune_epochs=0",
-    "--set",
-    "report=false",
-    "--set",
-    "min_class_examples=0",
-    *UNGATED_CLASSES,
+    "training.fine_tune_epochs=0",
     "--min-accuracy",
     "0",
     *IN_PROCESS_BEAM,
+    *NO_TFLITE,
 )
-
-
-def write_span(root: str, span: int, examples) -> None:
-    folder = os.path.join(root, f"span-{span}")
-    os.makedirs(folder)
-    with tf.io.TFRecordWriter(os.path.join(folder, "flowers-00000-of-00001.tfrec")) as w:
-        for example in examples:
-            w.write(example.SerializeToString())
+NO_REPORT = ("--set", "run.report=false")
 
 
 def history(out: str) -> list[dict]:
@@ -70,95 +77,158 @@ def split_count(store, run_id: str, split: str) -> int:
     return int(tf.data.TFRecordDataset(files, compression_type="GZIP").reduce(0, lambda n, _: n + 1))
 
 
+def interrupted_after_the_push(*args: str) -> subprocess.CompletedProcess:
+    first = subprocess.Popen(
+        [sys.executable, "-m", "flowers.cli.main", "run", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen = []
+    for line in first.stdout:
+        seen.append(line)
+        if line.startswith("Pusher"):
+            time.sleep(2)
+            first.send_signal(signal.SIGINT)
+            break
+    rest, err = first.communicate(timeout=600)
+    return subprocess.CompletedProcess(first.args, first.returncode, "".join(seen) + rest, err)
+
+
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory):
     base = tmp_path_factory.mktemp("retraining")
     root, out = str(base / "data"), str(base / "out")
-    examples = sample_examples(160)
-    write_span(root, 1, examples[::2])
-    runs = {"first": flowers_cli("run", "--data-root", root, "--output-dir", out, *FAST)}
-    write_span(root, 2, examples[1::2])
-    runs["second"] = flowers_cli("run", "--data-root", root, "--output-dir", out, *FAST)
+    shutil.copytree(os.path.join(SAMPLE_DATA, "span-1"), os.path.join(root, "span-1"))
+    where = ("--data-root", root, "--output-dir", out)
+    runs = {"first": interrupted_after_the_push(*where, *ONE_EPOCH, *UNFLOORED)}
+    served = sorted(os.listdir(os.path.join(out, "serving")))
+    # (read now: the last run prunes this version)
+    whole = [tf.saved_model.contains_saved_model(os.path.join(out, "serving", version)) for version in served]
+    runs["unchanged"] = flowers_cli("run", *where, *ONE_EPOCH, *UNFLOORED)
+    served_after = sorted(os.listdir(os.path.join(out, "serving")))
+    # The default floor (0.5), with everything else as before.
+    runs["floored"] = flowers_cli("run", *where, *ONE_EPOCH, *NO_REPORT)
+    shutil.copytree(os.path.join(SAMPLE_DATA, "span-1"), os.path.join(root, "span-2"))
+    runs["second"] = flowers_cli("run", *where, *ONE_EPOCH, *UNFLOORED, *NO_REPORT)
     runs["worse"] = flowers_cli(
         "run",
-        "--data-root",
-        root,
-        "--output-dir",
-        out,
-        "--min-accuracy",
-        "0",
+        *where,
+        *ONE_EPOCH,
+        *UNFLOORED,
+        *NO_REPORT,
         "--set",
-        "report=false",
+        "training.weights=none",
         "--set",
-        "min_class_examples=0",
-        "--set",
-        "weights=none",
-        "--set",
-        "epochs=1",
-        "--set",
-        "fine_tune_epochs=0",
-        "--set",
-        "learning_rate=1e-7",
-        *UNGATED_CLASSES,
-        *IN_PROCESS_BEAM,
+        "training.learning_rate=1e-7",
     )
     runs["window"] = flowers_cli(
         "run",
-        "--data-root",
-        root,
-        "--output-dir",
-        out,
-        *FAST,
+        *where,
+        *ONE_EPOCH,
+        *UNFLOORED,
+        *NO_REPORT,
         "--set",
-        "span_window=1",
+        "data.span_window=1",
         "--set",
-        "max_accuracy_drop=1",
+        "gates.max_accuracy_drop=1",
         "--set",
-        "keep_versions=1",
+        "run.keep_versions=1",
     )
-    return root, out, runs
+    return out, runs, (served, served_after, whole)
+
+
+# Their order in `flowers history`.
+FIRST, UNCHANGED, FLOORED, SECOND, WORSE, WINDOW = range(6)
 
 
 def test_first_run_pushes_with_no_baseline(scenario):
-    _, out, runs = scenario
+    out, runs, _ = scenario
     done = runs["first"]
     assert done.returncode == outcome.PUSHED, done.stdout[-3000:] + done.stderr[-3000:]
     assert "baseline:       none (first model)" in done.stdout
     assert "spans:          1" in done.stdout
-    first = history(out)[0]
+    first = history(out)[FIRST]
     assert first["state"] == "pushed" and first["spans"] == [1] and first["baseline_version"] is None
 
 
+def test_a_signal_after_the_push_leaves_a_pushed_run(scenario):
+    out, runs, (served, _, whole) = scenario
+    done = runs["first"]
+    assert done.returncode == outcome.PUSHED, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "note: SIGINT came after the push, which stands" in done.stdout
+    assert "state:          pushed" in done.stdout and "nothing was pushed" not in done.stdout
+    first = history(out)[FIRST]
+    assert first["state"] == "pushed" and first["blessed"] and first["pushed_to"]
+    # The pushed version is whole and alone: no hidden half-copied folder beside it.
+    (version,) = served
+    assert version.isdigit() and not version.startswith(PUSH_TEMP_PREFIX)
+    assert whole == [True]
+    assert os.path.join(out, "serving", version) == first["pushed_to"]
+
+
+def test_a_rerun_with_nothing_new_pushes_nothing(scenario):
+    out, runs, (served, served_after, _) = scenario
+    done = runs["unchanged"]
+    assert done.returncode == outcome.PUSHED, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "nothing new: the cached Trainer's model is version" in done.stdout
+    assert "state:          unchanged" in done.stdout
+    assert "starting Evaluator" not in done.stdout  # nothing after the Trainer ran
+    rerun = history(out)[UNCHANGED]
+    assert rerun["state"] == "unchanged" and rerun["note"] == f"version {served[-1]} is already this model"
+    assert served_after == served  # no duplicate version
+
+
+def test_a_model_under_the_recall_floor_is_refused_with_each_class_named(scenario):
+    out, runs, _ = scenario
+    done = runs["floored"]
+    assert done.returncode == outcome.REFUSED, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "starting Evaluator" in done.stdout  # judged again, though the Trainer was cached
+    store = records.store_for(PipelineConfig(output_dir=out))
+    run_id = records.run_ids(store)[FLOORED]
+    summary = results.summarize(store, run_id)
+    assert summary.model_uri == history(out)[FIRST]["model_uri"]  # the Trainer was cached
+    below = [name for name, recall in summary.per_class_recall.items() if recall < 0.5]
+    assert below, summary.per_class_recall  # one epoch: some class is still missed
+    floor_failures = [line for line in summary.gate_failures if "gates.min_class_recall" in line]
+    assert [line.split()[2] for line in floor_failures] == below
+    for name in below:
+        assert f"gate failed:  recall of {name} " in done.stdout
+    refused = history(out)[FLOORED]
+    assert refused["state"] == "refused" and refused["pushed_to"] is None
+
+
 def test_second_run_trains_on_both_spans_against_the_first_model(scenario):
-    _, out, runs = scenario
+    out, runs, _ = scenario
     done = runs["second"]
     assert done.returncode == outcome.PUSHED, done.stdout[-3000:] + done.stderr[-3000:]
-    first, second = history(out)[:2]
+    rows = history(out)
+    first, second = rows[FIRST], rows[SECOND]
     assert second["spans"] == [1, 2]
     assert second["baseline_version"] == first["pushed_version"]
     assert second["baseline_accuracy"] is not None
     assert f"baseline:       version {first['pushed_version']}" in done.stdout
     store = records.store_for(PipelineConfig(output_dir=out))
-    # Both spans' train share: more than the first run's, about twice it.
+    # Both spans' train share: twice the first run's (span 2 is span 1's photos again).
     assert second["train_examples"] == split_count(store, second["run_id"], "train")
-    assert second["train_examples"] > 1.5 * first["train_examples"]
+    assert second["train_examples"] == 2 * first["train_examples"]
 
 
 def test_a_worse_model_is_refused_with_exit_3(scenario):
-    _, out, runs = scenario
+    out, runs, _ = scenario
     done = runs["worse"]
     assert done.returncode == outcome.REFUSED, done.stdout[-3000:] + done.stderr[-3000:]
-    worse = history(out)[2]
+    worse = history(out)[WORSE]
     assert worse["state"] == "refused" and worse["pushed_version"] is None
     assert any("against the last blessed model" in f for f in worse["gate_failures"])
     assert "gate failed:" in done.stdout
 
 
 def test_a_window_of_one_span_and_pruning(scenario):
-    root, out, runs = scenario
+    out, runs, _ = scenario
     done = runs["window"]
     assert done.returncode == outcome.PUSHED, done.stdout[-3000:] + done.stderr[-3000:]
-    window = history(out)[3]
+    window = history(out)[WINDOW]
     assert window["spans"] == [2]
     store = records.store_for(PipelineConfig(output_dir=out))
     assert window["train_examples"] == split_count(store, window["run_id"], "train")
@@ -168,10 +238,12 @@ def test_a_window_of_one_span_and_pruning(scenario):
 
 
 def test_history_table_has_a_header_and_a_row_per_run(scenario):
-    _, out, _ = scenario
+    out, _, _ = scenario
     done = flowers_cli("history", "--output-dir", out)
     lines = done.stdout.splitlines()
     assert lines[0].split()[:4] == ["run", "spans", "train/val/eval", "accuracy"]
-    assert len(lines) == 5
-    assert lines[1].split()[1] == "1" and lines[2].split()[1] == "1,2" and lines[4].split()[1] == "2"
-    assert "refused" in lines[3] and "pushed" in lines[1]
+    rows = lines[1:]
+    assert len(rows) == 6
+    assert [row.split()[1] for row in rows] == ["1", "1", "1", "1,2", "1,2", "2"]
+    assert "pushed" in rows[FIRST] and "unchanged" in rows[UNCHANGED]
+    assert "refused" in rows[FLOORED] and "refused" in rows[WORSE]
