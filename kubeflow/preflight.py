@@ -66,7 +66,6 @@ kfp's pipeline-spec protos.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib.resources
 import json
 import os
@@ -77,12 +76,14 @@ import sys
 import time
 from typing import Callable, Mapping, Sequence
 
-import yaml
 from google.protobuf import json_format, struct_pb2
 from kfp.local import executor_input_utils, executor_output_utils, placeholder_utils
 from kfp.pipeline_spec import pipeline_spec_pb2 as pb
 
 from flowers import outcome, progress
+from flowers.kubeflow import backend_rules
+from flowers.kubeflow import package as package_lib
+from flowers.kubeflow.package import Package, PreflightError
 from flowers.kubeflow.runner import IMAGE_DATA_DIR  # light: runner loads TFX on use
 
 EXECUTOR_OUTPUT = "executor_output.json"
@@ -92,10 +93,6 @@ CATALOGUE = "artifacts.jsonl"  # every output artifact of a successful task, old
 BLESSING = "tfx.ModelBlessing"
 PUSHED_MODEL = "tfx.PushedModel"
 EVALUATION = "tfx.ModelEvaluation"
-
-
-class PreflightError(ValueError):
-    """The package cannot be preflighted as given (the message says why)."""
 
 
 @dataclasses.dataclass
@@ -126,97 +123,12 @@ class Result:
         return outcome.PUSHED if self.pushed_to else outcome.REFUSED
 
 
-@dataclasses.dataclass
-class Package:
-    spec: pb.PipelineSpec
-    deployment: pb.PipelineDeploymentConfig
-    parameters: dict[str, struct_pb2.Value]  # the runtime parameters' values
-    output_directory: str | None = None  # a PipelineJob's gcsOutputDirectory
-
-
-def load(path: str) -> Package:
-    """A `.yaml` KFP package (bare PipelineSpec) or a `.json` PipelineJob."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except UnicodeDecodeError:
-        raise PreflightError(f"{path}: not a KFP pipeline spec (binary, not YAML or JSON text)") from None
-    runtime, output_directory = {}, None
-    try:
-        if path.endswith(".json"):
-            job = json_format.Parse(text, pb.PipelineJob())
-            spec = json_format.ParseDict(json_format.MessageToDict(job.pipeline_spec), pb.PipelineSpec())
-            runtime = dict(job.runtime_config.parameter_values)
-            output_directory = job.runtime_config.gcs_output_directory or None
-        else:
-            spec = json_format.ParseDict(yaml.safe_load(text), pb.PipelineSpec())
-    except (json_format.ParseError, yaml.YAMLError) as e:
-        raise PreflightError(f"{path}: not a KFP pipeline spec: {e}") from None
-    if not spec.schema_version.startswith("2.1"):
-        raise PreflightError(
-            f"{path}: pipeline spec schema {spec.schema_version}; preflight reads 2.1 (parameter values)"
-        )
-    deployment = json_format.ParseDict(json_format.MessageToDict(spec.deployment_spec), pb.PipelineDeploymentConfig())
-    parameters = {name: p.default_value for name, p in spec.root.input_definitions.parameters.items()}
-    parameters.update(runtime)
-    return Package(spec, deployment, parameters, output_directory)
-
-
-def set_parameters(package: Package, items: Sequence[str]) -> None:
-    """Apply `NAME=VALUE` overrides, typed as the spec declares each parameter."""
-    definitions = package.spec.root.input_definitions.parameters
-    for item in items:
-        name, sep, text = item.partition("=")
-        if not sep:
-            raise PreflightError(f"--param {item!r} is not NAME=VALUE")
-        if name not in definitions:
-            raise PreflightError(f"unknown runtime parameter {name!r}; known: {', '.join(sorted(definitions))}")
-        kind = definitions[name].parameter_type
-        value = text if kind == pb.ParameterType.STRING else json.loads(text)
-        package.parameters[name] = json_format.ParseDict(value, struct_pb2.Value())
-
-
-def task_order(spec: pb.PipelineSpec) -> list[str]:
-    """The root DAG's tasks, each after every task it depends on (ties by name)."""
-    tasks = spec.root.dag.tasks
-    needs = {name: set(task.dependent_tasks) | _producers(task) for name, task in tasks.items()}
-    order: list[str] = []
-    while needs:
-        ready = sorted(name for name, deps in needs.items() if deps <= set(order))
-        if not ready:
-            raise PreflightError(f"the tasks {', '.join(sorted(needs))} depend on each other in a cycle")
-        order.append(ready[0])
-        del needs[ready[0]]
-    return order
-
-
-def _producers(task: pb.PipelineTaskSpec) -> set[str]:
-    found = {
-        a.task_output_artifact.producer_task
-        for a in task.inputs.artifacts.values()
-        if a.HasField("task_output_artifact")
-    }
-    found |= {
-        p.task_output_parameter.producer_task
-        for p in task.inputs.parameters.values()
-        if p.HasField("task_output_parameter")
-    }
-    return found
-
-
 def default_path_map() -> dict[str, str]:
     """The image's copy of the bundled data -> this checkout's."""
     return {IMAGE_DATA_DIR: str(importlib.resources.files("flowers.data"))}
 
 
 BACKENDS = ("kfp", "vertex")
-KFP_VERSIONS = ("2.0", "2.5")  # 2.0-2.4 and 2.5+ hand tasks different outputs
-KFP_LOG_OUTPUT = "executor-logs"  # driver/driver.go `provisionOutputs`, 2.5+
-KFP_LOG_TYPE = "system.Artifact"
-# launcher_v2.go `OutputMetadataFilepath` (2.0.3, 2.5.0): a path in the pod's
-# own file system, here under each task's `pod/` folder.
-KFP_OUTPUT_FILE = "tmp/kfp_outputs/output_metadata.json"
-KFP_OUTPUT_PARAMETERS = "tmp/kfp/outputs"  # driver.go `provisionOutputs`
 POD_ROOT = "pod"
 CACHE = "cache.jsonl"  # kfp: cache key -> the outputs of that execution
 IDS = "mlmd_ids"  # kfp: the last metadata id given out under this root
@@ -237,8 +149,8 @@ class Preflight:
             raise PreflightError(f"pipeline root {pipeline_root!r}: preflight writes to a local folder")
         if backend not in BACKENDS:
             raise PreflightError(f"backend {backend!r}: one of {', '.join(BACKENDS)}")
-        if kfp_version not in KFP_VERSIONS:
-            raise PreflightError(f"KFP version {kfp_version!r}: one of {', '.join(KFP_VERSIONS)}")
+        if kfp_version not in backend_rules.KFP_VERSIONS:
+            raise PreflightError(f"KFP version {kfp_version!r}: one of {', '.join(backend_rules.KFP_VERSIONS)}")
         self.package = package
         self.pipeline_root = os.path.abspath(pipeline_root)
         self.path_map = dict(path_map)
@@ -289,7 +201,7 @@ class Preflight:
         result = Result(run_root=self.run_root, tasks=[])
         os.makedirs(self.run_root, exist_ok=True)
         self.echo(f"preflight of {self.package.spec.pipeline_info.name} ({self._backend_words()}): {self.run_root}")
-        for name in task_order(self.package.spec):
+        for name in package_lib.task_order(self.package.spec):
             started = time.monotonic()
             task = self.package.spec.root.dag.tasks[name]
             component = self.package.spec.components[task.component_ref.name]
@@ -334,13 +246,13 @@ class Preflight:
         with open(os.path.join(task_root, EXECUTOR_INPUT), "w") as f:
             json.dump(as_dict, f, indent=1, sort_keys=True)  # what the pod was handed
         log = os.path.join(task_root, TASK_LOG)
-        if self.kfp and KFP_LOG_OUTPUT in executor_input.outputs.artifacts:
+        if self.kfp and backend_rules.KFP_LOG_OUTPUT in executor_input.outputs.artifacts:
             # The launcher writes the task's output to its log artifact
             # (launcher_v2.go `getLogWriter`, 2.5+).
-            log = executor_input.outputs.artifacts[KFP_LOG_OUTPUT].artifacts[0].uri
+            log = executor_input.outputs.artifacts[backend_rules.KFP_LOG_OUTPUT].artifacts[0].uri
         key = None
         if self.kfp and task.caching_options.enable_cache:
-            key = cache_key(executor_input, component, container)
+            key = backend_rules.cache_key(executor_input, component, container)
             cached = self._cached(key)
             if cached is not None:
                 self.outputs[name] = cached
@@ -433,8 +345,8 @@ class Preflight:
         outputs = executor_input.outputs
         definitions = dict(component.output_definitions.artifacts)
         if self.kfp and self.kfp_version != "2.0":
-            definitions[KFP_LOG_OUTPUT] = pb.ComponentOutputsSpec.ArtifactSpec(
-                artifact_type=pb.ArtifactTypeSchema(schema_title=KFP_LOG_TYPE)
+            definitions[backend_rules.KFP_LOG_OUTPUT] = pb.ComponentOutputsSpec.ArtifactSpec(
+                artifact_type=pb.ArtifactTypeSchema(schema_title=backend_rules.KFP_LOG_TYPE)
             )
         for key, spec in definitions.items():
             planned = executor_input_utils.make_artifact_list(key, spec.artifact_type, task_root)
@@ -450,8 +362,8 @@ class Preflight:
             pod = os.path.join(task_root, POD_ROOT)
             shutil.rmtree(pod, ignore_errors=True)  # every pod starts with an empty /tmp
             for key in component.output_definitions.parameters:
-                outputs.parameters[key].output_file = os.path.join(pod, KFP_OUTPUT_PARAMETERS, key)
-            outputs.output_file = os.path.join(pod, KFP_OUTPUT_FILE)
+                outputs.parameters[key].output_file = os.path.join(pod, backend_rules.KFP_OUTPUT_PARAMETERS, key)
+            outputs.output_file = os.path.join(pod, backend_rules.KFP_OUTPUT_FILE)
         else:
             for key in component.output_definitions.parameters:
                 outputs.parameters[key].output_file = os.path.join(task_root, key)
@@ -478,7 +390,7 @@ class Preflight:
                 for field, value in source.metadata.items():
                     artifact.metadata[field] = value
             try:
-                metadata = mlmd_round_trip(json_format.MessageToDict(artifact.metadata))
+                metadata = backend_rules.mlmd_round_trip(json_format.MessageToDict(artifact.metadata))
             except ValueError as e:
                 raise PreflightError(f'unable to produce MLMD artifact for output "{key}": {e}') from None
             metadata.setdefault("display_name", key)
@@ -557,7 +469,7 @@ class Preflight:
         for key, query in resolver.output_artifact_queries.items():
             text = placeholder_utils.resolve_io_placeholders(as_dict, query.filter)
             clauses = [c.strip() for c in text.split(" AND ")]
-            matches = [a for a in reversed(self._catalogue()) if all(_matches(a, c) for c in clauses)]
+            matches = [a for a in reversed(self._catalogue()) if all(backend_rules.matches(a, c) for c in clauses)]
             if matches:
                 found[key] = pb.ArtifactList(artifacts=[matches[0]])
         self.outputs[name] = found  # not recorded: a resolver produces nothing new
@@ -583,7 +495,7 @@ class Preflight:
             for p in self.outputs.values()
             for lst in p.values()
             for a in lst.artifacts
-            if type_title(a.type) == title
+            if backend_rules.type_title(a.type) == title
         ]
         return uris[-1] if uris else None
 
@@ -593,90 +505,9 @@ class Preflight:
         for produced in self.outputs.values():
             for artifacts in produced.values():
                 for artifact in artifacts.artifacts:
-                    if type_title(artifact.type) == title and key in artifact.metadata:
+                    if backend_rules.type_title(artifact.type) == title and key in artifact.metadata:
                         value = artifact.metadata[key]
         return value
-
-
-def mlmd_round_trip(metadata: dict) -> dict:
-    """Artifact metadata as the next task reads it after ML Metadata: stored
-    by converter.go `StructValueToMLMDValue` (bool -> int, list -> struct
-    {"list": ...}, struct -> struct {"struct": ...}, null refused) and read
-    back by `toRuntimeArtifact` (int and double -> number)."""
-    stored = {}
-    for key, value in metadata.items():
-        if isinstance(value, bool):
-            stored[key] = float(value)
-        elif isinstance(value, (int, float, str)):
-            stored[key] = float(value) if not isinstance(value, str) else value
-        elif isinstance(value, list):
-            stored[key] = {"list": value}
-        elif isinstance(value, dict):
-            stored[key] = {"struct": value}
-        else:
-            raise ValueError(f"metadata {key!r}: unknown/unsupported value type {type(value).__name__}")
-    return stored
-
-
-def cache_key(executor_input: pb.ExecutorInput, component: pb.ComponentSpec, container) -> str:
-    """The fields cacheutils/cache.go `GenerateCacheKey` puts in a task's key
-    (driver.go `getFingerPrint` passes command + args and the image): input
-    artifact names, input parameter values, output artifact name, type and
-    metadata (the URI wiped), output parameter types, image, command and
-    args. Nothing the data root holds is in it. (Hashed here as sorted JSON;
-    the backend hashes the proto: the same fields, another digest.)"""
-    outputs = {}
-    for key, artifacts in executor_input.outputs.artifacts.items():
-        if artifacts.artifacts:
-            wiped = pb.RuntimeArtifact()
-            wiped.CopyFrom(artifacts.artifacts[0])
-            wiped.ClearField("uri")
-            outputs[key] = json_format.MessageToDict(wiped)
-    key = {
-        "inputArtifactNames": {k: [a.name for a in v.artifacts] for k, v in executor_input.inputs.artifacts.items()},
-        "inputParameterValues": {
-            k: json_format.MessageToDict(v) for k, v in executor_input.inputs.parameter_values.items()
-        },
-        "outputArtifactsSpec": outputs,
-        "outputParametersSpec": {
-            k: pb.ParameterType.ParameterTypeEnum.Name(v.parameter_type)
-            for k, v in component.output_definitions.parameters.items()
-        },
-        "containerSpec": {"image": container.image, "cmdArgs": list(container.command) + list(container.args)},
-    }
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
-
-
-def type_title(artifact_type: pb.ArtifactTypeSchema) -> str:
-    if artifact_type.schema_title:
-        return artifact_type.schema_title
-    return (yaml.safe_load(artifact_type.instance_schema) or {}).get("title", "")
-
-
-def _matches(artifact: pb.RuntimeArtifact, clause: str) -> bool:
-    """One clause of a resolver's artifact filter: the forms TFX writes
-    (schema_title="...", state=LIVE, name="...", metadata.KEY.number_value=N)."""
-    key, sep, value = clause.partition("=")
-    if not sep:
-        raise PreflightError(f"resolver filter clause {clause!r} is not KEY=VALUE")
-    key, value = key.strip(), value.strip().strip('"')
-    if key == "schema_title":
-        return type_title(artifact.type) == value
-    if key == "state":
-        return value == "LIVE"  # every recorded artifact is live
-    if key == "name":
-        return artifact.name == value
-    field = re.fullmatch(r"metadata\.(\w+)\.(number_value|string_value|bool_value)", key)
-    if field:
-        if field[1] not in artifact.metadata:
-            return False
-        actual = artifact.metadata[field[1]]
-        if field[2] == "number_value":
-            return isinstance(actual, (int, float)) and float(actual) == float(value)
-        if field[2] == "bool_value":
-            return actual is (value.lower() == "true")
-        return actual == value
-    raise PreflightError(f"resolver filter clause {clause!r} is not one preflight can answer")
 
 
 def _data_refused(log: str | None) -> bool:
@@ -711,8 +542,8 @@ def run(
     kfp_version: str = "2.5",
 ) -> Result:
     """Preflight one compiled package; the Result says how it ended."""
-    package = load(package_path)
-    set_parameters(package, params)
+    package = package_lib.load(package_path)
+    package_lib.set_parameters(package, params)
     if pipeline_root is None:
         local = package.output_directory if package.output_directory and "://" not in package.output_directory else None
         pipeline_root = local or os.path.join(os.path.dirname(os.path.abspath(package_path)), "preflight")

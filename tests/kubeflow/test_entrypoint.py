@@ -14,13 +14,14 @@ from kfp.pipeline_spec import pipeline_spec_pb2 as pb
 from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils as tfx_entrypoint
 
 from flowers.kubeflow import entrypoint, preflight
+from flowers.kubeflow import package as package_lib
 
 
 def task_input(kfp_package, backend: str, task: str, root, upstream: dict[str, dict[str, pb.ArtifactList]]):
     """(ExecutorInput, inputs spec JSON, executor class path) of one task as
     `backend` hands it to the pod, with `upstream` as the producers' outputs."""
     config, package = kfp_package
-    loaded = preflight.load(package)
+    loaded = package_lib.load(package)
     mapping = {**preflight.default_path_map(), config.output_dir: str(root / "out")}
     run = preflight.Preflight(loaded, str(root), mapping, echo=lambda _: None, verbose=False, backend=backend)
     for producer, outputs in upstream.items():

@@ -31,7 +31,8 @@ from samples import sample_examples
 
 from flowers import features, outcome
 from flowers.config import SAMPLE_DATA, PipelineConfig
-from flowers.kubeflow import preflight, runner
+from flowers.kubeflow import backend_rules, preflight, runner
+from flowers.kubeflow import package as package_lib
 from flowers.runs import records
 
 # warm_start adds TFX's latest-blessed-model Resolver (two resolver tasks):
@@ -64,7 +65,9 @@ def make_run(compiled_package, root, backend: str, kfp_version: str = "2.5") -> 
     """A Preflight of the package with its bucket read from root/out."""
     config, package = compiled_package
     mapping = {**preflight.default_path_map(), config.output_dir: str(root / "out")}
-    return preflight.Preflight(preflight.load(package), str(root), mapping, lambda _: None, False, backend, kfp_version)
+    return preflight.Preflight(
+        package_lib.load(package), str(root), mapping, lambda _: None, False, backend, kfp_version
+    )
 
 
 def task_input(run: preflight.Preflight, name: str) -> pb.ExecutorInput:
@@ -100,11 +103,11 @@ def task_lines(stdout: str) -> dict[str, tuple[str, float]]:
 
 def test_tasks_run_after_everything_they_depend_on(compiled):
     _, package = compiled
-    spec = preflight.load(package).spec
-    order = preflight.task_order(spec)
+    spec = package_lib.load(package).spec
+    order = package_lib.task_order(spec)
     assert sorted(order) == sorted(spec.root.dag.tasks)
     for name, task in spec.root.dag.tasks.items():
-        for upstream in set(task.dependent_tasks) | preflight._producers(task):
+        for upstream in set(task.dependent_tasks) | package_lib._producers(task):
             assert order.index(upstream) < order.index(name), (upstream, name)
     assert order[0] == "ImportExampleGen" and order[-1] == "Pusher"
     assert order.index("DataGate") < order.index("Transform")
@@ -112,9 +115,9 @@ def test_tasks_run_after_everything_they_depend_on(compiled):
 
 def test_executor_input_takes_constants_runtime_parameters_and_upstream_artifacts(compiled, tmp_path):
     _, package = compiled
-    loaded = preflight.load(package)
+    loaded = package_lib.load(package)
     trainer_config = json.dumps({"training": "{}", "marker": "overridden"})
-    preflight.set_parameters(loaded, [f"trainer_config={trainer_config}"])
+    package_lib.set_parameters(loaded, [f"trainer_config={trainer_config}"])
     mapping = {**preflight.default_path_map(), compiled[0].output_dir: str(tmp_path / "out")}
     run = preflight.Preflight(loaded, str(tmp_path), mapping, echo=lambda _: None, verbose=False, backend="vertex")
     examples = pb.ArtifactList(artifacts=[pb.RuntimeArtifact(name="run/ImportExampleGen/examples", uri="/x/examples")])
@@ -135,7 +138,7 @@ def test_executor_input_takes_constants_runtime_parameters_and_upstream_artifact
     model = executor_input.outputs.artifacts["model"].artifacts[0]
     assert model.uri == str(tmp_path / "Trainer" / "model")
     assert model.name == f"{run.run_name}/Trainer/model"
-    assert preflight.type_title(model.type) == "tfx.Model"
+    assert backend_rules.type_title(model.type) == "tfx.Model"
     assert executor_input.outputs.output_file == str(tmp_path / "Trainer" / preflight.EXECUTOR_OUTPUT)
 
     # The image's bundled paths are read from this checkout.
@@ -150,7 +153,7 @@ def test_executor_input_takes_constants_runtime_parameters_and_upstream_artifact
 
 def test_container_commands_are_the_specs_own(compiled):
     _, package = compiled
-    loaded = preflight.load(package)
+    loaded = package_lib.load(package)
     for name, task in loaded.spec.root.dag.tasks.items():
         executor = loaded.deployment.executors[loaded.spec.components[task.component_ref.name].executor_label]
         if name in RESOLVERS:
@@ -166,7 +169,7 @@ def test_container_commands_are_the_specs_own(compiled):
 
 def test_resolver_queries_find_the_newest_blessed_model(compiled, tmp_path):
     _, package = compiled
-    loaded = preflight.load(package)
+    loaded = package_lib.load(package)
     run = preflight.Preflight(loaded, str(tmp_path), {}, echo=lambda _: None, verbose=False, backend="vertex")
     spec = loaded.spec
     resolve = lambda name: run._resolve(  # noqa: E731
@@ -211,18 +214,18 @@ def test_filter_clauses_and_refusals(tmp_path, compiled):
         name="a", type=pb.ArtifactTypeSchema(instance_schema="title: tfx.ModelBlessing\ntype: object\n")
     )
     artifact.metadata.update({"blessed": 1.0})
-    assert preflight._matches(artifact, 'schema_title="tfx.ModelBlessing"')
-    assert preflight._matches(artifact, "metadata.blessed.number_value=1")
-    assert not preflight._matches(artifact, "metadata.blessed.number_value=0")
-    assert not preflight._matches(artifact, 'name="null"')  # an unresolved placeholder matches nothing
-    with pytest.raises(preflight.PreflightError, match="not one preflight can answer"):
-        preflight._matches(artifact, "create_time>=1")
+    assert backend_rules.matches(artifact, 'schema_title="tfx.ModelBlessing"')
+    assert backend_rules.matches(artifact, "metadata.blessed.number_value=1")
+    assert not backend_rules.matches(artifact, "metadata.blessed.number_value=0")
+    assert not backend_rules.matches(artifact, 'name="null"')  # an unresolved placeholder matches nothing
+    with pytest.raises(package_lib.PreflightError, match="not one preflight can answer"):
+        backend_rules.matches(artifact, "create_time>=1")
 
     _, package = compiled
-    loaded = preflight.load(package)
-    with pytest.raises(preflight.PreflightError, match="unknown runtime parameter 'epochs'"):
-        preflight.set_parameters(loaded, ["epochs=3"])
-    with pytest.raises(preflight.PreflightError, match="local folder"):
+    loaded = package_lib.load(package)
+    with pytest.raises(package_lib.PreflightError, match="unknown runtime parameter 'epochs'"):
+        package_lib.set_parameters(loaded, ["epochs=3"])
+    with pytest.raises(package_lib.PreflightError, match="local folder"):
         preflight.Preflight(loaded, "gs://bucket/root", {}, print, False)
 
 
@@ -236,7 +239,7 @@ def test_a_vertex_pipeline_job_is_read_with_its_runtime_config(compiled, tmp_pat
     }
     path = tmp_path / "flowers.json"
     path.write_text(json.dumps(job))
-    loaded = preflight.load(str(path))
+    loaded = package_lib.load(str(path))
     assert loaded.output_directory == str(tmp_path / "root")
     assert loaded.parameters["data_root"] == struct_pb2.Value(string_value="/elsewhere")
     assert (
@@ -252,8 +255,8 @@ def test_kfp_executor_inputs_are_shaped_as_the_backend_shapes_them(kfp_package, 
     run = make_run(kfp_package, tmp_path, "kfp")
     gen = task_input(run, "ImportExampleGen")
     examples = gen.outputs.artifacts["examples"].artifacts[0]
-    assert examples.name == "" and preflight.type_title(examples.type) == "tfx.Examples"  # provisionOutputs
-    logs = gen.outputs.artifacts[preflight.KFP_LOG_OUTPUT].artifacts[0]
+    assert examples.name == "" and backend_rules.type_title(examples.type) == "tfx.Examples"  # provisionOutputs
+    logs = gen.outputs.artifacts[backend_rules.KFP_LOG_OUTPUT].artifacts[0]
     assert logs.type == pb.ArtifactTypeSchema(schema_title="system.Artifact")
     assert gen.outputs.output_file == str(
         tmp_path / "ImportExampleGen" / "pod" / "tmp" / "kfp_outputs" / "output_metadata.json"
@@ -267,7 +270,7 @@ def test_kfp_executor_inputs_are_shaped_as_the_backend_shapes_them(kfp_package, 
     component = run.package.spec.components[run.package.spec.root.dag.tasks["ImportExampleGen"].component_ref.name]
     produced = run._record_in_metadata(gen, written, component)
     recorded = produced["examples"].artifacts[0]
-    assert {recorded.name, produced[preflight.KFP_LOG_OUTPUT].artifacts[0].name} == {"1", "2"}  # metadata ids
+    assert {recorded.name, produced[backend_rules.KFP_LOG_OUTPUT].artifacts[0].name} == {"1", "2"}  # metadata ids
     assert json_format.MessageToDict(recorded.metadata) == {
         "span": 3.0,
         "blessed": 1.0,  # a bool comes back a number
@@ -294,7 +297,7 @@ def test_kfp_executor_inputs_are_shaped_as_the_backend_shapes_them(kfp_package, 
     )
     # A null the launcher cannot store fails the task, as there.
     written.artifacts["examples"].artifacts[0].metadata["gone"] = None
-    with pytest.raises(preflight.PreflightError, match='output "examples": .*unsupported value type'):
+    with pytest.raises(package_lib.PreflightError, match='output "examples": .*unsupported value type'):
         run._record_in_metadata(gen, written, component)
 
 
@@ -304,13 +307,13 @@ def test_kfp_cache_key_holds_nothing_of_the_data(kfp_package, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(SAMPLE_DATA, data)
     run = make_run(kfp_package, tmp_path, "kfp")
-    preflight.set_parameters(run.package, [f"data_root={data}"])
+    package_lib.set_parameters(run.package, [f"data_root={data}"])
     spec = run.package.spec
     gen_component = spec.components[spec.root.dag.tasks["ImportExampleGen"].component_ref.name]
     gen_container = run.package.deployment.executors[gen_component.executor_label].container
-    before = preflight.cache_key(task_input(run, "ImportExampleGen"), gen_component, gen_container)
+    before = backend_rules.cache_key(task_input(run, "ImportExampleGen"), gen_component, gen_container)
     shutil.copytree(data / "span-1", data / "span-2")
-    assert preflight.cache_key(task_input(run, "ImportExampleGen"), gen_component, gen_container) == before
+    assert backend_rules.cache_key(task_input(run, "ImportExampleGen"), gen_component, gen_container) == before
     assert spec.root.dag.tasks["ImportExampleGen"].caching_options.enable_cache is False
 
     stats_component = spec.components[spec.root.dag.tasks["StatisticsGen"].component_ref.name]
@@ -320,7 +323,7 @@ def test_kfp_cache_key_holds_nothing_of_the_data(kfp_package, tmp_path):
         run.outputs["ImportExampleGen"] = {
             "examples": pb.ArtifactList(artifacts=[pb.RuntimeArtifact(name=artifact_id, uri="/x")])
         }
-        keys.append(preflight.cache_key(task_input(run, "StatisticsGen"), stats_component, stats_container))
+        keys.append(backend_rules.cache_key(task_input(run, "StatisticsGen"), stats_component, stats_container))
     assert keys[0] != keys[1]
 
 
@@ -339,9 +342,9 @@ def test_kfp_refuses_resolver_tasks_and_unmapped_buckets_before_any_task(compile
 
     config, package = kfp_package
     bare = preflight.Preflight(
-        preflight.load(package), str(tmp_path / "bare"), preflight.default_path_map(), print, False
+        package_lib.load(package), str(tmp_path / "bare"), preflight.default_path_map(), print, False
     )
-    with pytest.raises(preflight.PreflightError, match=f"--path-map {config.output_dir}/serving=FOLDER"):
+    with pytest.raises(package_lib.PreflightError, match=f"--path-map {config.output_dir}/serving=FOLDER"):
         bare.run()
     assert not (tmp_path / "bare").exists()
 
@@ -407,7 +410,7 @@ def test_vertex_mode_runs_each_task_with_nothing_repaired_up_to_the_data_gate(ve
     assert done.returncode == outcome.DATA_REFUSED, done.stdout + done.stderr[-5000:]
     assert "(Vertex AI)" in done.stdout
     tasks = task_lines(done.stdout)
-    order = preflight.task_order(preflight.load(kfp_package[1]).spec)
+    order = package_lib.task_order(package_lib.load(kfp_package[1]).spec)
     assert list(tasks) == order[: order.index("DataGate") + 1]  # in order, and nothing after the gate
     assert tasks.pop("DataGate")[0] == "failed"
     assert {status for status, _ in tasks.values()} == {"succeeded"}
@@ -429,13 +432,13 @@ def test_kfp_mode_runs_to_a_pushed_model(kfp_runs, kfp_package):
     assert done.returncode == outcome.PUSHED, done.stdout + done.stderr[-5000:]
     assert "(Kubeflow Pipelines 2.5+)" in done.stdout
     tasks = task_lines(done.stdout)
-    assert set(tasks) == set(preflight.load(kfp_package[1]).spec.root.dag.tasks)
+    assert set(tasks) == set(package_lib.load(kfp_package[1]).spec.root.dag.tasks)
     assert {status for status, _ in tasks.values()} == {"succeeded"}
     assert len(serving) == 1 and "blessed:    yes" in done.stdout
     # No hook: the entrypoint ran TFX's ExampleGen driver inside the task.
-    gen_log = handed(done.stdout, "ImportExampleGen")["outputs"]["artifacts"][preflight.KFP_LOG_OUTPUT]["artifacts"][0][
-        "uri"
-    ]
+    gen_log = handed(done.stdout, "ImportExampleGen")["outputs"]["artifacts"][backend_rules.KFP_LOG_OUTPUT][
+        "artifacts"
+    ][0]["uri"]
     with open(gen_log) as log:
         text = log.read()
     assert [line for line in text.splitlines() if line.startswith("$ ")] == [
@@ -478,9 +481,7 @@ def test_a_second_kfp_run_ingests_the_new_span_and_trains_on_both(kfp_runs):
 
 
 def test_a_binary_package_is_named_not_a_traceback(tmp_path):
-    from flowers.kubeflow import preflight as pf
-
     package = tmp_path / "flowers.json"
     package.write_bytes(bytes(range(256)))
-    with pytest.raises(pf.PreflightError, match=rf"{package}: not a KFP pipeline spec \(binary"):
-        pf.load(str(package))
+    with pytest.raises(package_lib.PreflightError, match=rf"{package}: not a KFP pipeline spec \(binary"):
+        package_lib.load(str(package))
