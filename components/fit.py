@@ -71,17 +71,18 @@ def fit(model: keras.Model, train: tf.data.Dataset, val: tf.data.Dataset, cfg: T
 def chosen_epochs(history: dict, kept_fine_tune: bool) -> dict:
     """The epochs of each phase up to its best validation accuracy (the
     weights early stopping kept), with the learning rate of each."""
-    phases, scores = history["phase"], history.get("val_accuracy", [])
-    lrs = history.get("lr", [])
+    # Both are in every epoch's logs: validation data is always given, and
+    # ReduceLROnPlateau logs the learning rate.
+    phases, scores, lrs = history["phase"], history["val_accuracy"], history["lr"]
     chosen = {}
     for phase in ("head", "fine_tune"):
         epochs = [i for i, p in enumerate(phases) if p == phase]
         if not epochs or (phase == "fine_tune" and not kept_fine_tune):
             chosen[phase] = {"epochs": 0, "learning_rates": []}
             continue
-        best = max(epochs, key=lambda i: (scores[i] if scores else 0.0, -i))
+        best = max(epochs, key=lambda i: (scores[i], -i))  # the first best, as early stopping keeps it
         used = epochs[: epochs.index(best) + 1]
-        chosen[phase] = {"epochs": len(used), "learning_rates": [lrs[i] for i in used] if lrs else []}
+        chosen[phase] = {"epochs": len(used), "learning_rates": [lrs[i] for i in used]}
     return chosen
 
 
@@ -112,9 +113,7 @@ def final_fit(
             continue
         if phase == "fine_tune":
             model_lib.unfreeze_top(model, cfg)
-        replay = keras.callbacks.LearningRateScheduler(
-            lambda epoch, lr, lrs=lrs, first=done: lrs[epoch - first] if lrs else lr
-        )
+        replay = keras.callbacks.LearningRateScheduler(lambda epoch, lr, lrs=lrs, first=done: lrs[epoch - first])
         fitted = model.fit(
             data,
             initial_epoch=done,

@@ -35,7 +35,7 @@ def count_examples(file_pattern: list[str]) -> int:
 class Split:
     dataset: tf.data.Dataset
     count: int  # examples in one pass
-    decoded: tf.data.Dataset | None = None  # the cached (uint8 image, class id) pairs, unbatched
+    decoded: tf.data.Dataset  # the cached (uint8 image, class id) pairs, unbatched
 
 
 def combined(first: Split, second: Split, cfg: TrainingConfig) -> Split:
