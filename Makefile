@@ -17,11 +17,18 @@ setup: .venv/.synced
 run: setup
 	.venv/bin/flowers run $(ARGS)
 
+# Two pytest workers: a pipeline run spends much of its time in one core
+# (imports, Beam in-process, export), so two runs side by side use the
+# machine better than one. Tests that read one shared run keep to one worker
+# (tests/conftest.py `_xdist_group`). TEST_JOBS=0 runs in one process.
+TEST_JOBS ?= 2
+PYTEST := .venv/bin/pytest -n $(TEST_JOBS) --dist loadgroup --no-loadscope-reorder
+
 test: setup lint
-	.venv/bin/pytest $(ARGS)
+	$(PYTEST) $(ARGS)
 
 test-fast: setup lint
-	.venv/bin/pytest -m "not slow" $(ARGS)
+	$(PYTEST) -m "not slow" $(ARGS)
 
 # The formatter and linter (pyproject.toml, [tool.ruff]): `make format` fixes.
 lint: setup

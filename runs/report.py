@@ -30,7 +30,7 @@ from typing import Callable
 from flowers import outputs
 from flowers.components import names
 from flowers.config import PipelineConfig
-from flowers.runs import records, results
+from flowers.runs import records, report_gates, results
 from flowers.runs import report_html as h
 from flowers.runs import report_sections as sections
 
@@ -103,7 +103,7 @@ def gather(config: PipelineConfig, store, run_id: str) -> Report:
         (
             "gates",
             "Candidate against baseline, and the gates",
-            lambda: sections.gates_section(store, run, summary, baseline),
+            lambda: report_gates.gates_section(store, run, summary, baseline),
         ),
         ("mistakes", "Eval images the model got wrong", lambda: sections.mistakes_section(run)),
         ("settings", "Settings", lambda: sections.settings_section(run, summary)),

@@ -118,3 +118,39 @@ def kfp_home(tmp_path, monkeypatch):
     # kfp resolves ~/.config/kfp/context.json when it is imported, not per client.
     monkeypatch.setattr(kfp.Client, "_LOCAL_KFP_CONTEXT", str(home / ".config" / "kfp" / "context.json"))
     return home
+
+
+def _xdist_group(item) -> str:
+    """The worker group of a test under `pytest -n N --dist loadgroup` (the
+    Makefile's test targets): tests that read one expensive fixture share a
+    worker, so the run behind it happens once. Every reader of the shared run
+    is one group; the Vertex AI preflight run is split from its file's kfp runs
+    (the two largest items of the suite then run side by side); every other
+    test goes with its file, as module-scoped fixtures need."""
+    if "pipeline_run" in item.fixturenames:
+        return "shared-run"
+    if "vertex_run" in item.fixturenames:
+        return "preflight-vertex"
+    return item.nodeid.split("::")[0]
+
+
+# The longest groups, longest first (docs/testing.md's quiet-machine
+# figures): xdist (`--no-loadscope-reorder`, Makefile) hands groups out in the order of their first test, so these
+# start at once and the short ones fill in behind them.
+LONGEST_GROUPS = (
+    "tests/pipeline/test_retraining_e2e.py",
+    "tests/kubeflow/test_preflight.py",
+    "shared-run",
+    "preflight-vertex",
+    "tests/pipeline/test_stops_e2e.py",
+    "tests/pipeline/test_data_gate_e2e.py",
+)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    groups = {}
+    for item in items:
+        groups[item.nodeid] = _xdist_group(item)
+        item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))
+    rank = {name: i for i, name in enumerate(LONGEST_GROUPS)}
+    items.sort(key=lambda item: rank.get(groups[item.nodeid], len(rank)))  # stable: file order within a group
