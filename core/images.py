@@ -20,3 +20,10 @@ def decode_and_crop(image_bytes: tf.Tensor, size: int) -> tf.Tensor:
     image = tf.image.resize(image, resized, antialias=True)
     image = tf.image.resize_with_crop_or_pad(image, size, size)
     return tf.clip_by_value(image, 0.0, 255.0)
+
+
+def thumbnail(image_bytes: bytes, px: int = 128) -> bytes:
+    """A JPEG of the image within px x px (aspect kept): what a report shows."""
+    decoded = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+    small = tf.image.resize(decoded, [px, px], preserve_aspect_ratio=True)
+    return tf.io.encode_jpeg(tf.cast(tf.round(small), tf.uint8), quality=85).numpy()

@@ -1,20 +1,17 @@
 """What the report computes from a run's artifacts: examples per class and
-split (StatisticsGen), the eval split through the serving signature (the
-mistakes and the calibration)."""
+split (StatisticsGen), the Evaluator's per-example predictions (the mistakes
+and the calibration)."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import os
 
 from flowers import features
-from flowers.components import names
 
-# Eval examples predicted again for the grid of mistakes (the rest are
-# counted by TFMA only), and how many mistakes the grid shows.
-MAX_EVAL_PREDICTIONS = 5000
+# How many mistakes the grid shows (the most confident ones).
 MAX_WRONG_SHOWN = 60
-THUMBNAIL_PX = 128
 
 
 def class_counts(statistics_uri: str) -> dict[str, dict[str, int]]:
@@ -51,7 +48,7 @@ def class_counts(statistics_uri: str) -> dict[str, dict[str, int]]:
 
 @dataclasses.dataclass
 class Mistake:
-    index: int  # position in the eval split
+    index: int  # line of the Evaluator's eval_predictions.jsonl
     true_class: str
     predicted_class: str
     confidence: float
@@ -60,59 +57,45 @@ class Mistake:
 
 @dataclasses.dataclass
 class EvalPredictions:
-    checked: int  # eval examples predicted
+    checked: int  # eval examples the Evaluator predicted
     mistakes: list[Mistake]  # the wrong ones, most confident first
     confidence: list[float]  # per readable example: the top class's probability
     correct: list[bool]  # and whether the top class was right
 
 
-def find_mistakes(examples_uri: str, model_uri: str, limit: int = MAX_EVAL_PREDICTIONS) -> EvalPredictions:
-    """The eval split's images through the model's serving signature: the
-    wrong ones for the grid, and every confidence for the calibration."""
+def read_predictions(evaluation_uri: str) -> EvalPredictions | None:
+    """The Evaluator's per-example predictions of the eval split
+    (components/eval_predictions.py): the wrong ones for the grid, and every
+    confidence for the calibration. None for an evaluation written without
+    them (by a version of flowers before they were written)."""
+    import json
+
     import tensorflow as tf
 
-    from flowers.runs import predict
+    from flowers.components import eval_predictions
 
-    files = sorted(tf.io.gfile.glob(f"{examples_uri}/Split-eval/*.gz"))
-    if not files:
-        raise LookupError(f"{examples_uri} has no eval split")
-    model = predict.load(f"{model_uri}/{names.SERVING_FOLDER}")
-    checked = 0
+    path = f"{evaluation_uri}/{eval_predictions.FILE}"
+    if not tf.io.gfile.exists(path):
+        return None
     mistakes: list[Mistake] = []
     confidence: list[float] = []
     correct: list[bool] = []
-    batch: list[tuple[str, bytes]] = []
-    truth: dict[str, int] = {}
+    with tf.io.gfile.GFile(path) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    for index, row in enumerate(rows):
+        probabilities = row["probabilities"]
+        top = max(range(len(probabilities)), key=probabilities.__getitem__)
+        confidence.append(probabilities[top])
+        correct.append(top == row["class"])
+        if top != row["class"]:
+            thumbnail = base64.b64decode(row.get("thumbnail", ""))
+            mistakes.append(Mistake(index, _name(row["class"]), _name(top), probabilities[top], thumbnail))
+    mistakes.sort(key=lambda m: -m.confidence)
+    return EvalPredictions(len(rows), mistakes, confidence, correct)
 
-    def flush():
-        images = dict(batch)
-        for row in predict.classify_batch(model, names.SERVING_FOLDER, batch):
-            actual = features.CLASS_NAMES[truth.pop(row["file"])]
-            if "error" in row:
-                mistakes.append(Mistake(int(row["file"]), actual, "(unreadable)", 0.0, b""))
-                continue
-            confidence.append(row["confidence"])
-            correct.append(row["class"] == actual)
-            if row["class"] != actual:
-                mistakes.append(Mistake(int(row["file"]), actual, row["class"], row["confidence"], images[row["file"]]))
-        batch.clear()
-        # Only the most confident mistakes are shown: keep their images only.
-        mistakes.sort(key=lambda m: -m.confidence)
-        for m in mistakes[MAX_WRONG_SHOWN:]:
-            m.thumbnail = b""
 
-    for record in tf.data.TFRecordDataset(files, compression_type="GZIP").take(limit):
-        f = tf.train.Example.FromString(record.numpy()).features.feature
-        key = str(checked)
-        truth[key] = int(f[features.CLASS_KEY].int64_list.value[0])
-        batch.append((key, f[features.IMAGE_KEY].bytes_list.value[0]))
-        checked += 1
-        if len(batch) == 64:
-            flush()
-    flush()
-    for m in mistakes[:MAX_WRONG_SHOWN]:
-        m.thumbnail = _thumbnail(m.thumbnail) if m.thumbnail else b""
-    return EvalPredictions(checked, mistakes, confidence, correct)
+def _name(index: int) -> str:
+    return features.CLASS_NAMES[index] if 0 <= index < features.NUM_CLASSES else f"class {index}"
 
 
 CALIBRATION_BINS = 10
@@ -135,11 +118,3 @@ def calibration(confidence: list[float], correct: list[bool], bins: int = CALIBR
         ece += len(members) / total * abs(mean_confidence - accuracy)
         rows.append((low, high, len(members), mean_confidence, accuracy))
     return ece, rows
-
-
-def _thumbnail(image: bytes) -> bytes:
-    import tensorflow as tf
-
-    decoded = tf.io.decode_image(image, channels=3, expand_animations=False)
-    small = tf.image.resize(decoded, [THUMBNAIL_PX, THUMBNAIL_PX], preserve_aspect_ratio=True)
-    return tf.io.encode_jpeg(tf.cast(tf.round(small), tf.uint8), quality=85).numpy()

@@ -232,11 +232,12 @@ def evaluation_section(run: records.RunRecord) -> str:
 
 
 def mistakes_section(run: records.RunRecord) -> str:
-    model = run.output(names.TRAINER, "model")
-    examples = run.output_of_type("Examples")
-    if model is None or examples is None:
-        return h.note("No model was trained in this run.")
-    predicted = data.find_mistakes(examples[1].uri, model.uri)
+    evaluation = run.output(names.EVALUATOR, "evaluation")
+    if evaluation is None:
+        return h.note("The Evaluator did not run in this run: no predictions to show.")
+    predicted = data.read_predictions(evaluation.uri)
+    if predicted is None:
+        return h.note("This run's Evaluator wrote no per-example predictions (it ran before they were written): no grid.")
     checked, mistakes = predicted.checked, predicted.mistakes
     shown = mistakes[: data.MAX_WRONG_SHOWN]
     head = (
@@ -244,7 +245,7 @@ def mistakes_section(run: records.RunRecord) -> str:
         f"{len(mistakes)} of {checked} eval images are wrong "
         f"(top-class accuracy {1 - len(mistakes) / checked if checked else 0:.4f})"
         + (f"; the {len(shown)} most confident mistakes are shown." if len(shown) < len(mistakes) else ".")
-        + " Predicted through the model's serving signature.</p>"
+        + " Predicted by the Evaluator (TFMA, through the model's serving_examples signature).</p>"
     )
     cards = []
     for m in shown:
@@ -263,7 +264,7 @@ def mistakes_section(run: records.RunRecord) -> str:
 
 
 def _calibration_part(predicted: data.EvalPredictions) -> str:
-    """The reliability diagram and the expected data.calibration error (ECE)."""
+    """The reliability diagram and the expected calibration error (ECE)."""
     if not predicted.confidence:
         return ""
     ece, rows = data.calibration(predicted.confidence, predicted.correct)
@@ -282,7 +283,7 @@ def _calibration_part(predicted: data.EvalPredictions) -> str:
     )
     return (
         "<h3>Calibration</h3>"
-        f'<p>Expected data.calibration error <span data-key="ece" data-value="{ece:.6f}">{ece:.4f}</span> '
+        f'<p>Expected calibration error <span data-key="ece" data-value="{ece:.6f}">{ece:.4f}</span> '
         f"over {len(predicted.confidence)} eval images ({data.CALIBRATION_BINS} confidence bins); "
         "<code>flowers predict --unsure-below P</code> flags answers less confident than P.</p>"
         + h.img(h.reliability_plot(rows), "reliability diagram", "plot-reliability")

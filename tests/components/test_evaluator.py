@@ -5,13 +5,17 @@ runs (the first pushed, the second compared with that push)."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 
+import numpy as np
 import pytest
+import tensorflow as tf
 from tfx.components.evaluator import constants
 
 from flowers import features
-from flowers.components import evaluator, names
+from flowers.components import eval_predictions, evaluator, names
 from flowers.runs import records, results
 
 BASELINE_URI = constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY  # what TFX's Evaluator writes on the blessing
@@ -28,6 +32,24 @@ def test_a_pushed_version_folder_is_read_in_place(tmp_path):
     trained.mkdir(parents=True)
     (trained / "saved_model.pb").write_bytes(b"")
     assert evaluator.custom_eval_shared_model(str(trained), "candidate", None).model_path == str(trained)
+
+
+def test_a_row_holds_the_candidates_probabilities_and_a_thumbnail_when_wrong(sample_jpeg):
+    right, wrong = np.eye(features.NUM_CLASSES, dtype=np.float32)[[2, 0]]
+    extract = {
+        "features": {features.CLASS_KEY: np.array([2]), features.IMAGE_KEY: np.array([sample_jpeg], dtype=object)},
+        # Candidate and baseline, each a dict of the signature's outputs (TFMA's multi-model extracts).
+        "predictions": {
+            "candidate": {features.PROBABILITIES_OUTPUT: wrong},
+            "baseline": {features.PROBABILITIES_OUTPUT: right},
+        },
+    }
+    row = json.loads(eval_predictions.row(extract, "candidate"))
+    assert row["class"] == 2 and row["probabilities"] == wrong.tolist()
+    thumbnail = tf.io.decode_jpeg(base64.b64decode(row["thumbnail"]))
+    assert max(thumbnail.shape[:2]) == eval_predictions.THUMBNAIL_PX
+    extract["predictions"] = right  # one model, one output
+    assert "thumbnail" not in json.loads(eval_predictions.row(extract, ""))
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +99,18 @@ def test_second_run_reads_the_pushed_version_in_place(evaluated):
     assert evaluation.baseline_accuracy is not None and features.ACCURACY_METRIC in evaluation.diffs
     # Neither run copied a model into the baseline component's own folders.
     assert _files_under(os.path.join(config.pipeline_root, names.BASELINE)) == []
+
+
+@pytest.mark.slow
+def test_each_evaluation_holds_its_per_example_predictions(evaluated):
+    """One line per eval example beside TFMA's output, agreeing with TFMA's
+    accuracy, for the candidate alone and for candidate and baseline."""
+    _, first, second, first_summary = evaluated
+    for run in (first, second):
+        path = os.path.join(run.output(names.EVALUATOR, "evaluation").uri, eval_predictions.FILE)
+        with open(path) as f:
+            rows = [json.loads(line) for line in f]
+        assert len(rows) == first_summary.eval_examples
+        right = [int(np.argmax(r["probabilities"])) == r["class"] for r in rows]
+        assert sum(right) / len(rows) == pytest.approx(first_summary.accuracy, abs=1e-6)
+        assert [("thumbnail" in r) for r in rows] == [not ok for ok in right]

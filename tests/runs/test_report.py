@@ -245,7 +245,7 @@ def test_mistakes_are_the_eval_images_the_model_got_wrong(first):
     head = page.one("mistakes")
     wrong, checked = int(head["value"]), int(head["attrs"]["data-checked"])
     assert checked == summary.eval_examples
-    # The serving signature agrees with TFMA (through serving_examples) on every image.
+    # The Evaluator's per-example predictions agree with TFMA's accuracy.
     assert wrong == round((1 - summary.accuracy) * checked)
     figures = page.all("wrong")
     assert len(figures) == min(wrong, report_data.MAX_WRONG_SHOWN)
@@ -349,6 +349,8 @@ def test_calibration_bins_and_expected_error():
 
 @pytest.mark.slow
 def test_the_report_shows_calibration(first):
-    summary, page, _ = first
+    summary, page, path = first
     assert 0.0 <= float(page.one("ece")["value"]) <= 1.0
+    with open(path, encoding="utf-8") as f:
+        assert "Expected calibration error" in f.read()
     assert page.all("calibration_bin") and page.one("plot-reliability")["attrs"]["src"].startswith("data:image/png")
