@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from typing import Callable
 
 import yaml
 from google.protobuf import json_format
@@ -103,3 +104,37 @@ def matches(artifact: pb.RuntimeArtifact, clause: str) -> bool:
             return actual is (value.lower() == "true")
         return actual == value
     raise PreflightError(f"resolver filter clause {clause!r} is not one preflight can answer")
+
+
+def recorded_outputs(
+    executor_input: pb.ExecutorInput, output: pb.ExecutorOutput, kfp_version: str, next_id: Callable[[], int]
+) -> dict[str, pb.ArtifactList]:
+    """What the launcher records in ML Metadata and the next driver reads
+    back (launcher_v2.go `uploadOutputArtifacts`, `mergeRuntimeArtifacts`;
+    metadata/client.go `RecordArtifact`; converter.go `toRuntimeArtifact`),
+    each artifact named by the id `next_id` gives it. The type is kept for
+    preflight's own reading; inputs drop it."""
+    produced = {}
+    for key, planned in executor_input.outputs.artifacts.items():
+        if not planned.artifacts:
+            continue
+        artifact = pb.RuntimeArtifact()
+        artifact.CopyFrom(planned.artifacts[0])
+        if output.artifacts[key].artifacts:
+            source = output.artifacts[key].artifacts[0]
+            if source.uri:
+                artifact.uri = source.uri
+            for field, value in source.metadata.items():
+                artifact.metadata[field] = value
+        try:
+            metadata = mlmd_round_trip(json_format.MessageToDict(artifact.metadata))
+        except ValueError as e:
+            raise PreflightError(f'unable to produce MLMD artifact for output "{key}": {e}') from None
+        metadata.setdefault("display_name", key)
+        if kfp_version != "2.0":
+            metadata.setdefault("store_session_info", json.dumps({"Provider": "local", "Params": {}}))
+        artifact.ClearField("metadata")
+        artifact.metadata.update(metadata)
+        artifact.name = str(next_id())
+        produced[key] = pb.ArtifactList(artifacts=[artifact])
+    return produced

@@ -84,12 +84,12 @@ from flowers import outcome, progress
 from flowers.kubeflow import backend_rules
 from flowers.kubeflow import package as package_lib
 from flowers.kubeflow.package import Package, PreflightError
+from flowers.kubeflow.preflight_store import RootStore
 from flowers.kubeflow.runner import IMAGE_DATA_DIR  # light: runner loads TFX on use
 
 EXECUTOR_OUTPUT = "executor_output.json"
 EXECUTOR_INPUT = "executor_input.json"  # each task's, as handed to it (kept for reading)
 TASK_LOG = "preflight.log"
-CATALOGUE = "artifacts.jsonl"  # every output artifact of a successful task, oldest first
 BLESSING = "tfx.ModelBlessing"
 PUSHED_MODEL = "tfx.PushedModel"
 EVALUATION = "tfx.ModelEvaluation"
@@ -130,8 +130,6 @@ def default_path_map() -> dict[str, str]:
 
 BACKENDS = ("kfp", "vertex")
 POD_ROOT = "pod"
-CACHE = "cache.jsonl"  # kfp: cache key -> the outputs of that execution
-IDS = "mlmd_ids"  # kfp: the last metadata id given out under this root
 
 
 class Preflight:
@@ -161,6 +159,7 @@ class Preflight:
         name = package.spec.pipeline_info.name
         self.run_name = executor_input_utils.get_local_pipeline_resource_name(name)
         self.run_root = os.path.join(self.pipeline_root, self.run_name)
+        self.store = RootStore(self.pipeline_root)
         # What each task produced, as recorded (typed: preflight reads them back).
         self.outputs: dict[str, dict[str, pb.ArtifactList]] = {}
         self.output_parameters: dict[str, dict[str, struct_pb2.Value]] = {}
@@ -253,7 +252,7 @@ class Preflight:
         key = None
         if self.kfp and task.caching_options.enable_cache:
             key = backend_rules.cache_key(executor_input, component, container)
-            cached = self._cached(key)
+            cached = self.store.cached(key)
             if cached is not None:
                 self.outputs[name] = cached
                 return "cached", log
@@ -296,7 +295,7 @@ class Preflight:
         output = executor_output_utils.load_executor_output(executor_input.outputs.output_file)
         if self.kfp:
             try:
-                produced = self._record_in_metadata(executor_input, output, component)
+                produced = backend_rules.recorded_outputs(executor_input, output, self.kfp_version, self.store.next_id)
             except PreflightError as e:
                 with open(log, "a") as sink:
                     sink.write(f"launcher: {e}\n")
@@ -308,9 +307,7 @@ class Preflight:
                 produced[out_key] = output.artifacts[out_key] if output.artifacts[out_key].artifacts else planned
         self._record(name, produced)
         if key is not None:
-            with open(os.path.join(self.pipeline_root, CACHE), "a") as f:
-                outputs = {k: json_format.MessageToDict(v) for k, v in produced.items()}
-                f.write(json.dumps({"key": key, "task": name, "outputs": outputs}, sort_keys=True) + "\n")
+            self.store.cache(key, name, produced)
         self.output_parameters[name] = dict(output.parameter_values)
         return "succeeded", log
 
@@ -370,64 +367,6 @@ class Preflight:
             outputs.output_file = os.path.join(task_root, EXECUTOR_OUTPUT)
         return executor_input
 
-    def _record_in_metadata(
-        self, executor_input: pb.ExecutorInput, output: pb.ExecutorOutput, component
-    ) -> dict[str, pb.ArtifactList]:
-        """What the launcher records in ML Metadata and the next driver reads
-        back (launcher_v2.go `uploadOutputArtifacts`, `mergeRuntimeArtifacts`;
-        metadata/client.go `RecordArtifact`; converter.go `toRuntimeArtifact`).
-        The type is kept here for preflight's own reading; inputs drop it."""
-        produced = {}
-        for key, planned in executor_input.outputs.artifacts.items():
-            if not planned.artifacts:
-                continue
-            artifact = pb.RuntimeArtifact()
-            artifact.CopyFrom(planned.artifacts[0])
-            if output.artifacts[key].artifacts:
-                source = output.artifacts[key].artifacts[0]
-                if source.uri:
-                    artifact.uri = source.uri
-                for field, value in source.metadata.items():
-                    artifact.metadata[field] = value
-            try:
-                metadata = backend_rules.mlmd_round_trip(json_format.MessageToDict(artifact.metadata))
-            except ValueError as e:
-                raise PreflightError(f'unable to produce MLMD artifact for output "{key}": {e}') from None
-            metadata.setdefault("display_name", key)
-            if self.kfp_version != "2.0":
-                metadata.setdefault("store_session_info", json.dumps({"Provider": "local", "Params": {}}))
-            artifact.ClearField("metadata")
-            artifact.metadata.update(metadata)
-            artifact.name = str(self._next_id())
-            produced[key] = pb.ArtifactList(artifacts=[artifact])
-        return produced
-
-    def _next_id(self) -> int:
-        """ML Metadata's artifact ids: one counter per pipeline root."""
-        path = os.path.join(self.pipeline_root, IDS)
-        last = 0
-        if os.path.exists(path):
-            with open(path) as f:
-                last = int(f.read())
-        os.makedirs(self.pipeline_root, exist_ok=True)
-        with open(path, "w") as f:
-            f.write(str(last + 1))
-        return last + 1
-
-    def _cached(self, key: str) -> dict[str, pb.ArtifactList] | None:
-        path = os.path.join(self.pipeline_root, CACHE)
-        if not os.path.exists(path):
-            return None
-        found = None
-        with open(path) as f:
-            for line in f:
-                entry = json.loads(line)
-                if entry["key"] == key:
-                    found = entry["outputs"]  # the newest execution wins
-        if found is None:
-            return None
-        return {k: json_format.ParseDict(v, pb.ArtifactList()) for k, v in found.items()}
-
     def _parameter(self, task: str, key: str, spec: pb.TaskInputsSpec.InputParameterSpec) -> struct_pb2.Value:
         kind = spec.WhichOneof("kind")
         if kind == "runtime_value":
@@ -469,7 +408,7 @@ class Preflight:
         for key, query in resolver.output_artifact_queries.items():
             text = placeholder_utils.resolve_io_placeholders(as_dict, query.filter)
             clauses = [c.strip() for c in text.split(" AND ")]
-            matches = [a for a in reversed(self._catalogue()) if all(backend_rules.matches(a, c) for c in clauses)]
+            matches = [a for a in reversed(self.store.catalogue()) if all(backend_rules.matches(a, c) for c in clauses)]
             if matches:
                 found[key] = pb.ArtifactList(artifacts=[matches[0]])
         self.outputs[name] = found  # not recorded: a resolver produces nothing new
@@ -477,17 +416,7 @@ class Preflight:
 
     def _record(self, task: str, produced: dict[str, pb.ArtifactList]) -> None:
         self.outputs[task] = produced
-        with open(os.path.join(self.pipeline_root, CATALOGUE), "a") as f:
-            for artifacts in produced.values():
-                for artifact in artifacts.artifacts:
-                    f.write(json.dumps(json_format.MessageToDict(artifact), sort_keys=True) + "\n")
-
-    def _catalogue(self) -> list[pb.RuntimeArtifact]:
-        path = os.path.join(self.pipeline_root, CATALOGUE)
-        if not os.path.exists(path):
-            return []
-        with open(path) as f:
-            return [json_format.ParseDict(json.loads(line), pb.RuntimeArtifact()) for line in f if line.strip()]
+        self.store.record(produced)
 
     def _uri_of(self, title: str) -> str | None:
         uris = [

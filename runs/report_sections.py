@@ -237,7 +237,9 @@ def mistakes_section(run: records.RunRecord) -> str:
         return h.note("The Evaluator did not run in this run: no predictions to show.")
     predicted = data.read_predictions(evaluation.uri)
     if predicted is None:
-        return h.note("This run's Evaluator wrote no per-example predictions (it ran before they were written): no grid.")
+        return h.note(
+            "This run's Evaluator wrote no per-example predictions (it ran before they were written): no grid."
+        )
     checked, mistakes = predicted.checked, predicted.mistakes
     shown = mistakes[: data.MAX_WRONG_SHOWN]
     head = (

@@ -31,7 +31,7 @@ from samples import sample_examples
 
 from flowers import features, outcome
 from flowers.config import SAMPLE_DATA, PipelineConfig
-from flowers.kubeflow import backend_rules, preflight, runner
+from flowers.kubeflow import backend_rules, preflight, preflight_store, runner
 from flowers.kubeflow import package as package_lib
 from flowers.runs import records
 
@@ -267,8 +267,7 @@ def test_kfp_executor_inputs_are_shaped_as_the_backend_shapes_them(kfp_package, 
     written.artifacts["examples"].artifacts.add().metadata.update(
         {"span": 3, "blessed": True, "split_names": '["train"]', "splits": ["train"], "nested": {"k": 1}}
     )
-    component = run.package.spec.components[run.package.spec.root.dag.tasks["ImportExampleGen"].component_ref.name]
-    produced = run._record_in_metadata(gen, written, component)
+    produced = backend_rules.recorded_outputs(gen, written, run.kfp_version, run.store.next_id)
     recorded = produced["examples"].artifacts[0]
     assert {recorded.name, produced[backend_rules.KFP_LOG_OUTPUT].artifacts[0].name} == {"1", "2"}  # metadata ids
     assert json_format.MessageToDict(recorded.metadata) == {
@@ -293,12 +292,14 @@ def test_kfp_executor_inputs_are_shaped_as_the_backend_shapes_them(kfp_package, 
     assert list(old_gen.outputs.artifacts) == ["examples"]
     assert (
         "store_session_info"
-        not in old._record_in_metadata(old_gen, written, component)["examples"].artifacts[0].metadata
+        not in backend_rules.recorded_outputs(old_gen, written, old.kfp_version, old.store.next_id)["examples"]
+        .artifacts[0]
+        .metadata
     )
     # A null the launcher cannot store fails the task, as there.
     written.artifacts["examples"].artifacts[0].metadata["gone"] = None
     with pytest.raises(package_lib.PreflightError, match='output "examples": .*unsupported value type'):
-        run._record_in_metadata(gen, written, component)
+        backend_rules.recorded_outputs(gen, written, run.kfp_version, run.store.next_id)
 
 
 def test_kfp_cache_key_holds_nothing_of_the_data(kfp_package, tmp_path):
@@ -359,7 +360,7 @@ def preflight_args(kfp_package, root) -> list[str]:
 
 def catalogue(root) -> dict[str, dict]:
     """name -> artifact, of every artifact the runs under root/root recorded."""
-    with open(root / "root" / preflight.CATALOGUE) as f:
+    with open(root / "root" / preflight_store.CATALOGUE) as f:
         return {a["name"]: a for a in map(json.loads, f)}
 
 
