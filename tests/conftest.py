@@ -147,6 +147,7 @@ LONGEST_GROUPS = (
 )
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids
 def pytest_collection_modifyitems(config, items) -> None:
     groups = {}
     for item in items:
