@@ -20,7 +20,6 @@ import tensorflow as tf
 
 from flowers import features, outcome
 from flowers.cli.main import main
-from flowers.config import PipelineConfig
 from flowers.runs import predict
 
 IN_MEMORY = "--beam-arg=--direct_running_mode=in_memory"
@@ -206,19 +205,9 @@ def test_beam_job_csv_has_one_header(stub_model, folder, tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def pushed_model(request, tmp_path_factory) -> str:
-    """The shared run of the test session when conftest provides one, else a
-    tiny run of this module's own."""
-    try:
-        config = request.getfixturevalue("pipeline_run")[0]
-    except pytest.FixtureLookupError:
-        out = str(tmp_path_factory.mktemp("predict-run"))
-        done = flowers_cli(
-            "run", "--output-dir", out, "--set", "epochs=2", "--set", "fine_tune_epochs=1", "--min-accuracy", "0.2"
-        )
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-        config = PipelineConfig(output_dir=out)
-    return predict.newest_pushed_model(config)
+def pushed_model(pipeline_run) -> str:
+    """The model the suite's shared run pushed."""
+    return predict.newest_pushed_model(pipeline_run[0])
 
 
 @pytest.mark.slow
