@@ -134,16 +134,19 @@ def _xdist_group(item) -> str:
     return item.nodeid.split("::")[0]
 
 
-# The longest groups, longest first (docs/testing.md's quiet-machine
-# figures): xdist (`--no-loadscope-reorder`, Makefile) hands groups out in the order of their first test, so these
-# start at once and the short ones fill in behind them.
+# The longest groups, longest first: xdist (`--no-loadscope-reorder`,
+# Makefile) hands the groups out in the order of their first test, the next
+# one to whichever worker is nearly done with its own, so these start first
+# and the short ones fill in behind. On a quiet machine (docs/testing.md):
+# the shared run and its readers about 600 s, the retraining scenario 510 s,
+# the two kfp preflight runs 440 s, the Vertex AI preflight 100 s.
 LONGEST_GROUPS = (
+    "shared-run",
     "tests/pipeline/test_retraining_e2e.py",
     "tests/kubeflow/test_preflight.py",
-    "shared-run",
     "preflight-vertex",
-    "tests/pipeline/test_stops_e2e.py",
     "tests/pipeline/test_data_gate_e2e.py",
+    "tests/pipeline/test_stops_e2e.py",
 )
 
 
