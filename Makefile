@@ -17,18 +17,19 @@ setup: .venv/.synced
 run: setup
 	.venv/bin/flowers run $(ARGS)
 
-# Two pytest workers: a pipeline run spends much of its time in one core
-# (imports, Beam in-process, export), so two runs side by side use the
-# machine better than one. Tests that read one shared run keep to one worker
-# (tests/conftest.py `_xdist_group`). TEST_JOBS=0 runs in one process.
+# `make test` on two pytest workers: a pipeline run spends much of its time
+# in one core (imports, Beam in-process, export), so two runs side by side
+# use the machine better than one. Tests that read one shared run keep to one
+# worker (tests/conftest.py `_xdist_group`). TEST_JOBS=0 runs in one process.
+# `make test-fast` stays in one: there, starting a second worker (TensorFlow
+# imported again) costs more than it saves (docs/testing.md).
 TEST_JOBS ?= 2
-PYTEST := .venv/bin/pytest -n $(TEST_JOBS) --dist loadgroup --no-loadscope-reorder
 
 test: setup lint
-	$(PYTEST) $(ARGS)
+	.venv/bin/pytest -n $(TEST_JOBS) --dist loadgroup --no-loadscope-reorder $(ARGS)
 
 test-fast: setup lint
-	$(PYTEST) -m "not slow" $(ARGS)
+	.venv/bin/pytest -m "not slow" $(ARGS)
 
 # The formatter and linter (pyproject.toml, [tool.ruff]): `make format` fixes.
 lint: setup
