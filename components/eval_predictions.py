@@ -11,11 +11,15 @@ from __future__ import annotations
 import base64
 import contextvars
 import json
+from typing import TYPE_CHECKING
 
 import apache_beam as beam
 import numpy as np
 
 from flowers import features
+
+if TYPE_CHECKING:
+    from tensorflow_model_analysis.extractors.extractor import Extractor
 
 FILE = "eval_predictions.jsonl"  # in the Evaluator's evaluation artifact
 STAGE = "WriteEvalPredictions"
@@ -47,7 +51,7 @@ def row(extract: dict, model_name: str) -> str:
     return json.dumps(line)
 
 
-def writer(path: str, model_name: str):
+def writer(path: str, model_name: str) -> Extractor:
     """A TFMA Extractor that writes every extract's row to `path` (one file)
     and hands the extracts on unchanged."""
     from tensorflow_model_analysis.extractors import extractor

@@ -57,7 +57,7 @@ def custom_eval_shared_model(eval_saved_model_path: str, model_name: str, eval_c
     )
 
 
-def custom_extractors(eval_shared_model, eval_config, tensor_adapter_config):
+def custom_extractors(eval_shared_model, eval_config, tensor_adapter_config) -> list | None:
     """TFMA's default extractors, then the per-example predictions' writer
     (None, TFMA's defaults, when not called from Executor.Do)."""
     import tensorflow_model_analysis as tfma

@@ -30,6 +30,7 @@ from kfp.pipeline_spec import pipeline_spec_pb2 as pb
 from samples import sample_examples
 
 from flowers import features, outcome
+from flowers.components import eval_predictions
 from flowers.config import SAMPLE_DATA, PipelineConfig
 from flowers.kubeflow import backend_rules, preflight, preflight_store, runner
 from flowers.kubeflow import package as package_lib
@@ -436,6 +437,9 @@ def test_kfp_mode_runs_to_a_pushed_model(kfp_runs, kfp_package):
     assert set(tasks) == set(package_lib.load(kfp_package[1]).spec.root.dag.tasks)
     assert {status for status, _ in tasks.values()} == {"succeeded"}
     assert len(serving) == 1 and "blessed:    yes" in done.stdout
+    # The Evaluator's per-example predictions (components/eval_predictions.py), in the task too.
+    evaluation = handed(done.stdout, "Evaluator")["outputs"]["artifacts"]["evaluation"]["artifacts"][0]["uri"]
+    assert os.path.getsize(os.path.join(evaluation, eval_predictions.FILE)) > 0
     # No hook: the entrypoint ran TFX's ExampleGen driver inside the task.
     gen_log = handed(done.stdout, "ImportExampleGen")["outputs"]["artifacts"][backend_rules.KFP_LOG_OUTPUT][
         "artifacts"
