@@ -338,6 +338,26 @@ def test_wilson_interval_matches_the_textbook():
     assert (round(low, 4), round(high, 4)) == (0.8256, 0.9448)
 
 
+def test_predictions_are_read_from_the_evaluators_file(tmp_path):
+    from flowers.components import eval_predictions
+
+    assert report_data.read_predictions(str(tmp_path)) is None  # an evaluation from before the file was written
+    rows = [
+        {"class": 0, "probabilities": [0.9, 0.1, 0, 0, 0]},
+        {"class": 1, "probabilities": [0.6, 0.4, 0, 0, 0], "thumbnail": base64.b64encode(b"jpeg").decode()},
+        {"class": 2, "probabilities": [0, 0, 0.2, 0.8, 0], "thumbnail": ""},
+    ]
+    (tmp_path / eval_predictions.FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    predicted = report_data.read_predictions(str(tmp_path))
+    assert predicted.checked == 3 and predicted.correct == [True, False, False]
+    assert predicted.confidence == [0.9, 0.6, 0.8]
+    # The wrong ones, most confident first, each with its line in the file.
+    assert [(m.index, m.true_class, m.predicted_class, m.thumbnail) for m in predicted.mistakes] == [
+        (2, "roses", "sunflowers", b""),
+        (1, "dandelion", "daisy", b"jpeg"),
+    ]
+
+
 def test_calibration_bins_and_expected_error():
     """Two bins: 0.95-confident and always right, 0.55-confident and right half the time."""
     confidence = [0.95] * 4 + [0.55] * 4
