@@ -22,7 +22,7 @@ def decode_and_crop(image_bytes: tf.Tensor, size: int) -> tf.Tensor:
     return tf.clip_by_value(image, 0.0, 255.0)
 
 
-def thumbnail(image_bytes: bytes, px: int = 128) -> bytes:
+def thumbnail(image_bytes: bytes, px: int) -> bytes:
     """A JPEG of the image within px x px (aspect kept): what a report shows."""
     decoded = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
     small = tf.image.resize(decoded, [px, px], preserve_aspect_ratio=True)
