@@ -187,7 +187,13 @@ def compile_command(package: str, image, beam_args, backend, **options) -> None:
     help="With --backend kfp: 2.0 for KFP 2.0-2.4 (Kubeflow 1.8), 2.5 for 2.5 and later (adds its log output).",
 )
 @click.option("--verbose", is_flag=True, help="Stream every task's output (always kept in the task's log).")
-def preflight(package, params, pipeline_root, path_maps, backend, kfp_version, verbose) -> None:
+@click.option(
+    "--fresh-processes",
+    is_flag=True,
+    help="Start each task as a process of its own, as each is a pod on a cluster (slower: every task "
+    "imports TensorFlow and TFX again). By default tasks are forks of a process that imported them once.",
+)
+def preflight(package, params, pipeline_root, path_maps, backend, kfp_version, verbose, fresh_processes) -> None:
     """Run a compiled spec (.yaml or .json) here, task by task, handing each
     task what the backend's launcher hands its pod: a check before `submit`,
     not an orchestrator."""
@@ -208,6 +214,7 @@ def preflight(package, params, pipeline_root, path_maps, backend, kfp_version, v
         verbose=verbose,
         backend=backend,
         kfp_version=kfp_version,
+        fresh_processes=fresh_processes,
     )
     if result.failed_task:
         failed = result.tasks[-1]

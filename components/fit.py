@@ -4,6 +4,7 @@ at a lower learning rate; early stopping on validation, progress lines; then
 
 from __future__ import annotations
 
+import math
 import time
 
 import tensorflow as tf
@@ -23,15 +24,21 @@ def fit(model: keras.Model, train: tf.data.Dataset, val: tf.data.Dataset, cfg: T
     """
     timer = EpochTimer()
 
-    def callbacks(phase: str):
+    def callbacks(phase: str, first_epoch: int = 0):
         stop = keras.callbacks.EarlyStopping(
             monitor="val_accuracy", patience=cfg.early_stopping_patience, restore_best_weights=True
         )
+        if phase == "fine_tune" and cfg.fine_tune_schedule == "cosine":
+            rate = keras.callbacks.LearningRateScheduler(
+                lambda epoch, lr: cosine_rate(epoch - first_epoch, cfg.fine_tune_epochs, cfg.fine_tune_learning_rate)
+            )
+        else:
+            rate = keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss", factor=0.3, patience=max(1, cfg.early_stopping_patience - 1)
+            )
         return stop, [
             stop,
-            keras.callbacks.ReduceLROnPlateau(
-                monitor="val_loss", factor=0.3, patience=max(1, cfg.early_stopping_patience - 1)
-            ),
+            rate,
             keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"),
             timer,
             EpochReport(phase, timer),
@@ -46,7 +53,7 @@ def fit(model: keras.Model, train: tf.data.Dataset, val: tf.data.Dataset, cfg: T
         head_only = WeightsSnapshot(model)
         model_lib.unfreeze_top(model, cfg)
         done = len(first.epoch)
-        stop, second_callbacks = callbacks("fine_tune")
+        stop, second_callbacks = callbacks("fine_tune", done)
         second = model.fit(
             train,
             validation_data=val,
@@ -68,11 +75,21 @@ def fit(model: keras.Model, train: tf.data.Dataset, val: tf.data.Dataset, cfg: T
     return history
 
 
+def cosine_rate(epoch: int, epochs: int, peak: float) -> float:
+    """The learning rate of a phase's `epoch` (from 0) of `epochs`: half of
+    `peak` in the first (a warm-up: the newly unfrozen layers start from a
+    large gradient), `peak` in the second, then down a half cosine that
+    would reach `peak / epochs` one epoch after the last."""
+    if epoch == 0:
+        return peak / 2
+    return peak * (0.5 * (1 + math.cos(math.pi * (epoch - 1) / max(1, epochs - 1))) * (1 - 1 / epochs) + 1 / epochs)
+
+
 def chosen_epochs(history: dict, kept_fine_tune: bool) -> dict:
     """The epochs of each phase up to its best validation accuracy (the
     weights early stopping kept), with the learning rate of each."""
     # Both are in every epoch's logs: validation data is always given, and
-    # ReduceLROnPlateau logs the learning rate.
+    # ReduceLROnPlateau and LearningRateScheduler log the learning rate.
     phases, scores, lrs = history["phase"], history["val_accuracy"], history["lr"]
     chosen = {}
     for phase in ("head", "fine_tune"):

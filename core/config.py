@@ -43,6 +43,7 @@ VALIDATION_FROM_TRAIN_KEY = "validation_from_train"
 # MobileNetV2's widths (Keras accepts these alphas) and its smallest input.
 ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 HEADS = ("pooling", "flatten")
+SCHEDULES = ("plateau", "cosine")
 WEIGHT_CHOICES = ("bundled", "imagenet", "none")
 # Kubeflow: the components given CPU/memory settings, and the Trainer's
 # accelerator types (Vertex AI names, or the Kubernetes resource name that
@@ -116,6 +117,10 @@ class TrainingConfig:
     fine_tune_epochs: int = _setting(20, low=0, high=1000)
     fine_tune_layers: int = _setting(30, low=0, high=154)
     fine_tune_learning_rate: float = _setting(1e-4, low=0.0, high=1.0, open_low=True)
+    # The second phase's learning rate: "plateau" drops it 0.3x when validation
+    # loss stalls; "cosine" warms up over its first epoch, then decays it to 0
+    # along a half cosine over `fine_tune_epochs` (docs/benchmarks.md).
+    fine_tune_schedule: str = _setting("plateau", choices=SCHEDULES)
     # After early stopping has chosen each phase's epochs on validation, train
     # again from the start on train + validation for those epochs, at the
     # learning rates they had (the eval split stays unseen). Off: on the

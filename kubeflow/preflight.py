@@ -71,7 +71,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 from typing import Callable, Mapping, Sequence
@@ -84,6 +83,7 @@ from flowers import outcome, progress
 from flowers.kubeflow import backend_rules
 from flowers.kubeflow import package as package_lib
 from flowers.kubeflow.package import Package, PreflightError
+from flowers.kubeflow.preflight_forks import Launcher
 from flowers.kubeflow.preflight_store import RootStore
 from flowers.kubeflow.runner import IMAGE_DATA_DIR  # light: runner loads TFX on use
 
@@ -142,6 +142,7 @@ class Preflight:
         verbose: bool,
         backend: str = "kfp",
         kfp_version: str = "2.5",
+        fresh_processes: bool = False,
     ):
         if "://" in pipeline_root:
             raise PreflightError(f"pipeline root {pipeline_root!r}: preflight writes to a local folder")
@@ -156,6 +157,7 @@ class Preflight:
         self.verbose = verbose
         self.backend = backend
         self.kfp_version = kfp_version
+        self.launcher = Launcher(fresh_processes)
         name = package.spec.pipeline_info.name
         self.run_name = executor_input_utils.get_local_pipeline_resource_name(name)
         self.run_root = os.path.join(self.pipeline_root, self.run_name)
@@ -197,6 +199,12 @@ class Preflight:
     def run(self) -> Result:
         self.check_executors()
         self.check_parameters()
+        try:
+            return self._run_tasks()
+        finally:
+            self.launcher.close()
+
+    def _run_tasks(self) -> Result:
         result = Result(run_root=self.run_root, tasks=[])
         os.makedirs(self.run_root, exist_ok=True)
         self.echo(f"preflight of {self.package.spec.pipeline_info.name} ({self._backend_words()}): {self.run_root}")
@@ -312,15 +320,12 @@ class Preflight:
         return "succeeded", log
 
     def _run(self, command: list[str], env: dict, sink) -> int:
-        process = subprocess.Popen(
-            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-        )
-        assert process.stdout is not None
-        for line in process.stdout:
-            sink.write(line)
+        def line(text: str) -> None:
+            sink.write(text)
             if self.verbose:
-                self.echo("    | " + line.rstrip("\n"))
-        return process.wait()
+                self.echo("    | " + text.rstrip("\n"))
+
+        return self.launcher.run(command, env, line)
 
     def _executor_input(self, name, task, component, task_root) -> pb.ExecutorInput:
         executor_input = pb.ExecutorInput()
@@ -469,6 +474,7 @@ def run(
     verbose: bool = False,
     backend: str = "kfp",
     kfp_version: str = "2.5",
+    fresh_processes: bool = False,
 ) -> Result:
     """Preflight one compiled package; the Result says how it ended."""
     package = package_lib.load(package_path)
@@ -478,4 +484,4 @@ def run(
         pipeline_root = local or os.path.join(os.path.dirname(os.path.abspath(package_path)), "preflight")
     mapping = default_path_map()
     mapping.update(path_map or {})
-    return Preflight(package, pipeline_root, mapping, echo, verbose, backend, kfp_version).run()
+    return Preflight(package, pipeline_root, mapping, echo, verbose, backend, kfp_version, fresh_processes).run()

@@ -9,7 +9,7 @@ import tf_keras as keras
 from flowers import features
 from flowers.components import export, inputs, names
 from flowers.components import model as model_lib
-from flowers.components.fit import WeightsSnapshot, final_fit, fit
+from flowers.components.fit import WeightsSnapshot, cosine_rate, final_fit, fit
 from flowers.config import TrainingConfig
 
 SMALL = TrainingConfig()
@@ -139,6 +139,26 @@ def test_two_phase_fit_then_a_final_fit_with_the_epochs_and_learning_rates_valid
     assert record["lr"] == pytest.approx(chosen["head"]["learning_rates"] + chosen["fine_tune"]["learning_rates"])
     # Fine-tuning, when validation kept it, leaves the backbone's top trainable.
     assert model_lib.backbone_of(model).trainable == (chosen["fine_tune"]["epochs"] > 0)
+
+
+def test_the_cosine_schedule_warms_up_then_decays_towards_a_tenth():
+    rates = [cosine_rate(epoch, 10, 1e-4) for epoch in range(10)]
+    assert rates[0] == pytest.approx(5e-5) and rates[1] == pytest.approx(1e-4)
+    assert all(a > b for a, b in zip(rates[1:], rates[2:]))
+    assert 1e-5 < rates[-1] < 1.3e-5 and cosine_rate(10, 10, 1e-4) == pytest.approx(1e-5)
+    assert cosine_rate(0, 1, 1e-4) == pytest.approx(5e-5)
+
+
+@pytest.mark.slow  # trains a model
+def test_fine_tuning_on_the_cosine_schedule_logs_its_rates(tmp_path):
+    cfg = TrainingConfig(batch_size=4, epochs=1, fine_tune_epochs=3, fine_tune_schedule="cosine")
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 255, (8, SIZE, SIZE, 3)).astype(np.float32)
+    y = tf.one_hot(np.arange(8) % features.NUM_CLASSES, features.NUM_CLASSES)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    history = fit(model_lib.build_model(cfg, SIZE), data, data, cfg, str(tmp_path))
+    fine_tune = [lr for lr, phase in zip(history["lr"], history["phase"]) if phase == "fine_tune"]
+    assert fine_tune == pytest.approx([cosine_rate(e, 3, 1e-4) for e in range(len(fine_tune))])
 
 
 def test_train_and_validation_combine_into_one_shuffled_set_each_example_once():

@@ -12,7 +12,9 @@ spans (its cache cannot serve the first run's examples), train on them, and
 end refused with nothing pushed. And once as Vertex AI runs it, on a data
 root the data gate refuses: every task up to the gate runs as Vertex AI
 hands it its inputs (the preCacheCheck hook, no repairs), at a fifth of a
-whole run's cost (each task is a process that imports TFX)."""
+whole run's cost. Tasks are forks of a warm process, preflight's default
+(tests/kubeflow/test_preflight_forks.py checks that a fork behaves as the
+same command started as a process of its own)."""
 
 from __future__ import annotations
 
