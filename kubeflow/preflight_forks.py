@@ -23,6 +23,7 @@ import importlib
 import json
 import os
 import runpy
+import signal
 import socket
 import subprocess
 import sys
@@ -123,6 +124,9 @@ class Launcher:
 
 
 def _serve(sock: socket.socket, preload: Sequence[str]) -> None:
+    # Ctrl-C reaches the whole process group: it stops the task and preflight,
+    # whose closed socket then ends the server.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for module in preload:
         importlib.import_module(module)
     while True:
@@ -138,7 +142,10 @@ def _serve(sock: socket.socket, preload: Sequence[str]) -> None:
             _task(json.loads(message), fds[0])
         os.close(fds[0])
         _, status = os.waitpid(pid, 0)
-        sock.send(json.dumps({"code": os.waitstatus_to_exitcode(status)}).encode())
+        try:
+            sock.send(json.dumps({"code": os.waitstatus_to_exitcode(status)}).encode())
+        except OSError:  # preflight is gone
+            return
 
 
 def _task(request: dict, output_fd: int) -> None:
@@ -147,6 +154,7 @@ def _task(request: dict, output_fd: int) -> None:
     os.dup2(output_fd, 2)
     os.close(output_fd)
     os.chdir(request["cwd"])
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     for name in [n for n in sys.modules if n == PROJECT or n.startswith(PROJECT + ".")]:
         del sys.modules[name]
     sys.argv = [request["module"], *request["argv"]]
