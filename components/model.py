@@ -10,9 +10,11 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras as keras
 
-from flowers import features
+from flowers import autograph, features
 from flowers import weights as bundled_weights
 from flowers.config import TrainingConfig
+
+autograph.leave_tf_keras_alone()  # every traced step of the model: flowers/autograph.py
 
 
 def build_model(cfg: TrainingConfig, image_size: int) -> keras.Model:
