@@ -119,4 +119,21 @@ def _batches(decoded: tf.data.Dataset, count: int, cfg: TrainingConfig, training
     def to_xy(images, classes):
         return tf.cast(images, tf.float32), tf.one_hot(classes, features.NUM_CLASSES)
 
-    return decoded.batch(cfg.batch_size).map(to_xy, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    batches = decoded.batch(cfg.batch_size).map(to_xy, num_parallel_calls=tf.data.AUTOTUNE)
+    if training and cfg.mixup > 0:
+        batches = batches.map(lambda x, y: mixup(x, y, cfg.mixup), num_parallel_calls=tf.data.AUTOTUNE)
+    return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def mixup(images: tf.Tensor, labels: tf.Tensor, alpha: float) -> tuple[tf.Tensor, tf.Tensor]:
+    """Each example blended with another of its batch, images and one-hot
+    labels alike, by a weight drawn from Beta(alpha, alpha) (Zhang et al.,
+    mixup, 2018); the larger share stays the example's own."""
+    n = tf.shape(images)[0]
+    a, b = tf.random.gamma([n], alpha), tf.random.gamma([n], alpha)
+    weight = tf.maximum(a, b) / (a + b)
+    other = tf.random.shuffle(tf.range(n))
+    w = weight[:, None]
+    mixed_labels = w * labels + (1 - w) * tf.gather(labels, other)
+    w = tf.reshape(weight, [-1, 1, 1, 1])
+    return w * images + (1 - w) * tf.gather(images, other), mixed_labels

@@ -105,6 +105,10 @@ class TrainingConfig:
     # and back, JPEG recompression, mild blur; each independently). What it
     # does for such photos is measured, not yet settled: docs/benchmarks.md.
     augment_degrade: float = _setting(0.3, low=0.0, high=1.0)
+    # Mixup: each training image blended with another of its batch (labels
+    # alike) by a weight from Beta(mixup, mixup); 0 turns it off
+    # (docs/benchmarks.md).
+    mixup: float = _setting(0.0, low=0.0, high=10.0)
     # Cross-entropy label smoothing.
     label_smoothing: float = _setting(0.1, low=0.0, high=0.9)
     # Images per training step.

@@ -161,6 +161,21 @@ def test_fine_tuning_on_the_cosine_schedule_logs_its_rates(tmp_path):
     assert fine_tune == pytest.approx([cosine_rate(e, 3, 1e-4) for e in range(len(fine_tune))])
 
 
+def test_mixup_blends_each_example_with_another_keeping_the_larger_share():
+    rng = np.random.default_rng(3)
+    images = tf.constant(rng.uniform(0, 255, (8, 4, 4, 3)), tf.float32)
+    labels = tf.one_hot(np.arange(8) % features.NUM_CLASSES, features.NUM_CLASSES)
+    mixed, soft = inputs.mixup(images, labels, 0.4)
+    soft = soft.numpy()
+    np.testing.assert_allclose(soft.sum(axis=1), 1.0, rtol=1e-6)
+    own = soft[np.arange(8), np.arange(8) % features.NUM_CLASSES]
+    assert (own >= 0.5 - 1e-6).all()
+    assert mixed.shape == images.shape
+    assert float(tf.reduce_min(mixed)) >= 0.0 and float(tf.reduce_max(mixed)) <= 255.0
+    # Off by default: training batches are the images and labels as they were.
+    assert TrainingConfig().mixup == 0.0
+
+
 def test_train_and_validation_combine_into_one_shuffled_set_each_example_once():
     cfg = TrainingConfig(batch_size=4)
 
