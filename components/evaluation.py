@@ -52,6 +52,10 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
+                # Named, TFMA loads the SavedModel once, with its signatures;
+                # unnamed, it first loads it as a Keras model to find out
+                # (model_util.get_model_type), a few seconds per model.
+                model_type=tfma.TF_GENERIC,
                 signature_name=features.EXAMPLES_SIGNATURE,
                 label_key=features.CLASS_KEY,
                 prediction_key=features.PROBABILITIES_OUTPUT,
