@@ -24,7 +24,13 @@ WEIGHTS_FILE = "weights.h5"
 
 
 def export(model: keras.Model, tft_output: tft.TFTransformOutput, path: str) -> None:
-    """Save with the Transform graph inside and both serving signatures."""
+    """Save with the Transform graph inside and both serving signatures.
+
+    Without each layer's traced call (`save_traces=False`: 12.7 s -> 3.9 s
+    for a MobileNetV2 export here): everything that reads the model (serving,
+    predict, TFMA, the TFLite check) calls its signatures; loading it back as
+    a Keras model takes `custom_objects` for our layers (components/model.py).
+    """
     model.tft_layer = tft_output.transform_features_layer()
     image_spec = {features.IMAGE_KEY: tft_output.raw_feature_spec()[features.IMAGE_KEY]}
     class_names = tf.constant(features.CLASS_NAMES)
@@ -52,7 +58,7 @@ def export(model: keras.Model, tft_output: tft.TFTransformOutput, path: str) -> 
         features.BYTES_SIGNATURE: serve_bytes.get_concrete_function(),
         features.EXAMPLES_SIGNATURE: serve_examples.get_concrete_function(),
     }
-    model.save(path, save_format="tf", signatures=signatures)
+    model.save(path, save_format="tf", signatures=signatures, save_traces=False)
 
 
 def save_weights(model: keras.Model, path: str) -> None:
