@@ -25,10 +25,7 @@ import os
 from tfx.components.evaluator import executor as evaluator_executor
 from tfx.types import standard_component_specs
 
-from flowers import autograph
 from flowers.components import baseline, eval_predictions
-
-autograph.leave_tf_keras_alone()  # TFMA loads and calls a tf_keras model: flowers/autograph.py
 
 
 class Executor(evaluator_executor.Executor):

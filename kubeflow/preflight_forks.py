@@ -43,7 +43,7 @@ PRELOAD = (
     "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor",
 )
 PROJECT = "flowers"
-MESSAGE_BYTES = 1 << 22  # a request: argv and environment
+MESSAGE_BYTES = 1 << 22  # a request: module, argv and working folder (the environment is the server's)
 
 
 def forkable(command: list[str]) -> str | None:

@@ -111,13 +111,18 @@ def test_head_only_snapshot_is_restored_after_fine_tuning():
         np.testing.assert_array_equal(v.numpy(), value)
 
 
-@pytest.mark.slow  # trains a model
-def test_two_phase_fit_then_a_final_fit_with_the_epochs_and_learning_rates_validation_chose(tmp_path):
-    cfg = TrainingConfig(batch_size=4, epochs=2, fine_tune_epochs=1, early_stopping_patience=2)
+def eight_random_images() -> tf.data.Dataset:
+    """Two batches of four random images, every class present."""
     rng = np.random.default_rng(1)
     x = rng.uniform(0, 255, (8, SIZE, SIZE, 3)).astype(np.float32)
     y = tf.one_hot(np.arange(8) % features.NUM_CLASSES, features.NUM_CLASSES)
-    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+
+
+@pytest.mark.slow  # trains a model
+def test_two_phase_fit_then_a_final_fit_with_the_epochs_and_learning_rates_validation_chose(tmp_path):
+    cfg = TrainingConfig(batch_size=4, epochs=2, fine_tune_epochs=1, early_stopping_patience=2)
+    data = eight_random_images()
     model = model_lib.build_model(cfg, SIZE)
     start = WeightsSnapshot(model)
     history = fit(model, data, data, cfg, str(tmp_path))
@@ -152,10 +157,7 @@ def test_the_cosine_schedule_warms_up_then_decays_towards_a_tenth():
 @pytest.mark.slow  # trains a model
 def test_fine_tuning_on_the_cosine_schedule_logs_its_rates(tmp_path):
     cfg = TrainingConfig(batch_size=4, epochs=1, fine_tune_epochs=3, fine_tune_schedule="cosine")
-    rng = np.random.default_rng(1)
-    x = rng.uniform(0, 255, (8, SIZE, SIZE, 3)).astype(np.float32)
-    y = tf.one_hot(np.arange(8) % features.NUM_CLASSES, features.NUM_CLASSES)
-    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    data = eight_random_images()
     history = fit(model_lib.build_model(cfg, SIZE), data, data, cfg, str(tmp_path))
     fine_tune = [lr for lr, phase in zip(history["lr"], history["phase"]) if phase == "fine_tune"]
     assert fine_tune == pytest.approx([cosine_rate(e, 3, 1e-4) for e in range(len(fine_tune))])
