@@ -197,10 +197,10 @@ def _conclude(
         # out-of-memory killer, `kill`): a failure, not an interruption.
         say(f"worker died: signal {-returncode} ({signal.Signals(-returncode).name}); nothing was pushed")
         _record_stopped(config, run_id, outcome.State.FAILED)
-    if not config.data.span_window:
-        results.record_spans(store, run_id, spans)
-    results.record_settings(store, run_id, config)
-    with progress.heartbeat("summary", time.monotonic(), say):  # reading TFMA's output loads TensorFlow
+    results.record_run(store, run_id, config, spans)
+    # A worker that got to its end recorded the summary (flowers.pipeline.local
+    # `record_run`); otherwise reading TFMA's output loads TensorFlow here.
+    with progress.heartbeat("summary", time.monotonic(), say):
         summary = results.summarize(store, run_id, live_run=None)
     results.record_summary(store, summary)
     code = outcome.EXIT_CODES[outcome.State(summary.state)]

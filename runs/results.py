@@ -169,6 +169,14 @@ def record_spans(store: mlmd.MetadataStore, run_id: str, spans: list[int]) -> No
         store.put_contexts([context])
 
 
+def record_run(store: mlmd.MetadataStore, run_id: str, config, spans: list[int]) -> None:
+    """What a run read and ran with: its span folders (unless a span window
+    chose them: then the Trainer's Examples say) and its settings."""
+    if not config.data.span_window:
+        record_spans(store, run_id, spans)
+    record_settings(store, run_id, config)
+
+
 def record_settings(store: mlmd.MetadataStore, run_id: str, config) -> None:
     """Note on the run the settings it ran with (every key, effective values)."""
     from flowers import settings
