@@ -2,8 +2,8 @@
 one output dir: five real runs, three of which train (one head epoch: the
 gates, the push and the caching are under test, not the accuracy).
 
-1. span 1 (the bundled sample's photos), SIGINT two seconds after its Pusher
-   ended (while the report is written): the push is the run's commit point;
+1. span 1 (the bundled sample's photos), SIGINT once its Pusher has ended,
+   while the report is written: the push is the run's commit point;
 2. the same again: nothing new, the cached Trainer's model is already the
    served version, so nothing is pushed (no duplicate pushes from a daily
    schedule with no new photos);
@@ -26,7 +26,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import tensorflow as tf
@@ -88,8 +87,10 @@ def interrupted_after_the_push(*args: str) -> subprocess.CompletedProcess:
     seen = []
     for line in first.stdout:
         seen.append(line)
-        if line.startswith("Pusher"):
-            time.sleep(2)
+        # The line after the push: the worker is now writing the report (the
+        # run's last step, half a second on the sample), so the signal comes
+        # after the push and before the run's end.
+        if line.startswith("writing the report"):
             first.send_signal(signal.SIGINT)
             break
     rest, err = first.communicate(timeout=600)
