@@ -13,7 +13,7 @@ setup: .venv/.synced
 # PYTHONDONTWRITEBYTECODE is set (as on this machine) Python never
 # caches them either, so every process (each component, Beam worker, test
 # run) compiled TensorFlow's, Beam's and TFX's sources again: 15-20 s to
-# import TensorFlow instead of 6-8 (docs/benchmarks.md, session 19).
+# import TensorFlow instead of 6-8 (docs/performance.md, session 19).
 .venv/.synced: pyproject.toml uv.lock
 	$(PY) -m uv --version >/dev/null 2>&1 || $(PY) -m pip install --quiet "uv==$(UV_VERSION)"
 	$(UV) sync --locked --compile-bytecode

@@ -56,7 +56,7 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
             # TFMA's default of 10,000 thresholds cost 2-2.5 s of every
             # Evaluator (its calibration histogram, rebinned per class and
             # slice); 1,000 cost nothing measurable and gave the same five
-            # AUCs to 5 decimals on the 443 eval photos (docs/benchmarks.md).
+            # AUCs to 5 decimals on the 443 eval photos (docs/performance.md).
             tfma.MetricConfig(class_name="AUC", config=json.dumps({"num_thresholds": AUC_THRESHOLDS})),
         ],
     )

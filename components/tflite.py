@@ -57,16 +57,11 @@ class TfliteCheck:
         return dataclasses.asdict(self)
 
 
-def convert(model: keras.Model, quantization: str = "float16") -> bytes:
-    """The Keras model (image in [0, 255] -> probabilities) as TFLite flatbuffer bytes."""
-    return _convert(_Inference(model), quantization)
-
-
 class _Inference(tf.Module):
     """The model's inference call as a plain `tf.Module`: what the converter
     saves and reloads on its way to TFLite. `from_keras_model` saved the Keras
     model itself, serializing a traced function for every layer, and loaded
-    it back: 40 of its 43 s (docs/benchmarks.md). The same signature
+    it back: 40 of its 43 s (docs/performance.md). The same signature
     (`serving_default`: image_xf -> probabilities) and bytes come from this
     in 7 s."""
 
@@ -84,6 +79,7 @@ class _Inference(tf.Module):
 
 
 def _convert(inference: _Inference, quantization: str) -> bytes:
+    """The model (image in [0, 255] -> probabilities) as TFLite flatbuffer bytes."""
     converter = tf.lite.TFLiteConverter.from_concrete_functions([inference.serve.get_concrete_function()], inference)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantization == "float16":
