@@ -2,7 +2,7 @@
 
 Phones cannot run the SavedModel's JPEG decoding and Transform graph (those
 ops are not TFLite built-ins), so the TFLite model starts one step later,
-with the contract the served model documents for its Transform output: one
+with the contract of the SavedModel's `serving_image` signature: one
 RGB image, float32 [1, side, side, 3], values in [0, 255], decoded and
 centre-cropped as `flowers.images.decode_and_crop` does; it answers the five
 class probabilities in `features.CLASS_NAMES` order. Weights are stored as
@@ -24,7 +24,6 @@ from typing import Callable
 
 import numpy as np
 import tensorflow as tf
-import tf_keras as keras
 
 from flowers import features, progress
 
@@ -57,30 +56,13 @@ class TfliteCheck:
         return dataclasses.asdict(self)
 
 
-class _Inference(tf.Module):
-    """The model's inference call as a plain `tf.Module`: what the converter
-    saves and reloads on its way to TFLite. `from_keras_model` saved the Keras
-    model itself, serializing a traced function for every layer, and loaded
-    it back: 40 of its 43 s (docs/performance.md). The same signature
-    (`serving_default`: image_xf -> probabilities) and bytes come from this
-    in 7 s."""
-
-    def __init__(self, model: keras.Model):
-        super().__init__()
-        self.weights = list(model.variables)  # tracked, so that the save writes them
-        shape = [None, *model.inputs[0].shape[1:]]
-        spec = tf.TensorSpec(shape, tf.float32, name=features.TRANSFORMED_IMAGE_KEY)
-        self.serve = tf.function(
-            lambda images: {features.PROBABILITIES_OUTPUT: model(images, training=False)}, input_signature=[spec]
-        )
-
-    def __call__(self, images: tf.Tensor) -> np.ndarray:
-        return self.serve(images)[features.PROBABILITIES_OUTPUT].numpy()
-
-
-def _convert(inference: _Inference, quantization: str) -> bytes:
-    """The model (image in [0, 255] -> probabilities) as TFLite flatbuffer bytes."""
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([inference.serve.get_concrete_function()], inference)
+def _convert(saved_model_dir: str, quantization: str) -> bytes:
+    """The SavedModel's `serving_image` signature (image in [0, 255] ->
+    probabilities) as TFLite flatbuffer bytes. Read from the SavedModel just
+    written, whose signatures are already traced: `from_keras_model` saved
+    and reloaded the whole Keras model first (43 s, then 7 s through a
+    module of its own; 2.5 s this way, docs/performance.md)."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[features.IMAGE_SIGNATURE])
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantization == "float16":
         converter.target_spec.supported_types = [tf.float16]
@@ -128,15 +110,17 @@ def accuracies(
 
 
 def write_checked(
-    model: keras.Model, validation_batches: tf.data.Dataset, model_dir: str, quantization: str = "float16"
+    served: Callable[[tf.Tensor], np.ndarray],
+    validation_batches: tf.data.Dataset,
+    model_dir: str,
+    quantization: str = "float16",
 ) -> TfliteCheck:
-    """Convert, measure on the validation split, write `model.tflite` into the
-    SavedModel folder if within `allowed_drop` of the SavedModel's accuracy."""
-    # One traced inference function for both the conversion and the Keras
-    # side of the check (eager calls of the model took 8 s more).
-    inference = _Inference(model)
-    content = _convert(inference, quantization)
-    keras_accuracy, lite_accuracy, count = accuracies(inference, Classifier(content), validation_batches)
+    """Convert the SavedModel in `model_dir`, measure on the validation split
+    against `served` (its traced `serving_image`: eager calls of the Keras
+    model took 8 s more), write `model.tflite` beside it if within
+    `allowed_drop` of the SavedModel's accuracy."""
+    content = _convert(model_dir, quantization)
+    keras_accuracy, lite_accuracy, count = accuracies(served, Classifier(content), validation_batches)
     drop = keras_accuracy - lite_accuracy
     allowed = allowed_drop(count)
     written = drop <= allowed + 1e-9  # exactly the allowance is within

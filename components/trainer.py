@@ -49,9 +49,10 @@ def run_fn(fn_args: FnArgs) -> None:
         both = inputs.combined(train, val, cfg)
         chosen = history[names.CHOSEN_EPOCHS_HISTORY]
         history[names.FINAL_FIT_HISTORY] = final_fit(model, start, both.dataset, both.count, cfg, chosen)
-    export.export(model, tft_output, fn_args.serving_model_dir)
+    served = export.export(model, tft_output, fn_args.serving_model_dir)
     if cfg.tflite:
-        history[tflite.HISTORY_KEY] = tflite.write_checked(model, val.dataset, fn_args.serving_model_dir).as_dict()
+        check = tflite.write_checked(served.probabilities, val.dataset, fn_args.serving_model_dir)
+        history[tflite.HISTORY_KEY] = check.as_dict()
     export.save_weights(model, os.path.join(os.path.dirname(fn_args.serving_model_dir), export.WEIGHTS_FILE))
     _write_history(history, fn_args)
 

@@ -29,6 +29,8 @@ BYTES_SIGNATURE = "serving_default"
 # TFMA's key of the accuracy the Evaluator gates on.
 ACCURACY_METRIC = "sparse_categorical_accuracy"
 EXAMPLES_SIGNATURE = "serving_examples"
+# The Transform step's output in, probabilities out: the TFLite model's contract.
+IMAGE_SIGNATURE = "serving_image"
 # Keras history (per-epoch metrics, phases, seconds, example counts) the
 # Trainer writes next to its model, read back by results, report, benchmarks.
 HISTORY_FILE = "history.json"

@@ -18,6 +18,7 @@ from flowers import features, outcome
 from flowers.components import names
 from flowers.data import layout
 from flowers.features import HISTORY_FILE
+from flowers.images import decode_and_crop
 from flowers.pipeline import supervisor
 from flowers.pipeline.pipeline import create_components
 from flowers.runs import predict, records, results
@@ -100,6 +101,23 @@ def test_examples_signature_agrees_with_bytes_signature(pipeline_run, sample_jpe
         from_examples[features.PROBABILITIES_OUTPUT].numpy(),
         from_bytes[features.PROBABILITIES_OUTPUT].numpy(),
         rtol=1e-5,
+    )
+
+
+def test_image_signature_is_the_bytes_signature_after_the_transform_step(pipeline_run, sample_jpeg):
+    """`serving_image` (what the TFLite file is converted from) takes the
+    documented Transform output: decode_and_crop's image in [0, 255]."""
+    config, _ = pipeline_run
+    model = tf.saved_model.load(predict.newest_pushed_model(config))
+    image = tf.round(decode_and_crop(tf.constant(sample_jpeg), config.data.image_size))[None]
+    from_image = model.signatures[features.IMAGE_SIGNATURE](**{features.TRANSFORMED_IMAGE_KEY: image})
+    from_bytes = model.signatures[features.BYTES_SIGNATURE](
+        **{features.SERVING_BYTES_INPUT: tf.constant([sample_jpeg])}
+    )
+    np.testing.assert_allclose(
+        from_image[features.PROBABILITIES_OUTPUT].numpy(),
+        from_bytes[features.PROBABILITIES_OUTPUT].numpy(),
+        atol=1e-4,
     )
 
 
