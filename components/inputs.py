@@ -122,6 +122,8 @@ def _batches(decoded: tf.data.Dataset, count: int, cfg: TrainingConfig, training
     batches = decoded.batch(cfg.batch_size).map(to_xy, num_parallel_calls=tf.data.AUTOTUNE)
     if training and cfg.mixup > 0:
         batches = batches.map(lambda x, y: mixup(x, y, cfg.mixup), num_parallel_calls=tf.data.AUTOTUNE)
+    if training and cfg.cutmix > 0:
+        batches = batches.map(lambda x, y: cutmix(x, y, cfg.cutmix), num_parallel_calls=tf.data.AUTOTUNE)
     return batches.prefetch(tf.data.AUTOTUNE)
 
 
@@ -137,3 +139,26 @@ def mixup(images: tf.Tensor, labels: tf.Tensor, alpha: float) -> tuple[tf.Tensor
     mixed_labels = w * labels + (1 - w) * tf.gather(labels, other)
     w = tf.reshape(weight, [-1, 1, 1, 1])
     return w * images + (1 - w) * tf.gather(images, other), mixed_labels
+
+
+def cutmix(images: tf.Tensor, labels: tf.Tensor, alpha: float) -> tuple[tf.Tensor, tf.Tensor]:
+    """Each example with a box of another of its batch pasted in, the
+    labels mixed by the box's share of the image (Yun et al., CutMix, 2019).
+    The box covers 1 - w of the image, w from Beta(alpha, alpha), centred at
+    a random point and clipped at the edges (the share is what remains)."""
+    n, height, width = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2]
+    a, b = tf.random.gamma([n], alpha), tf.random.gamma([n], alpha)
+    side = tf.sqrt(1.0 - a / (a + b))  # the box's side, as a share of the image's
+
+    def span(length):
+        cut = tf.cast(side * tf.cast(length, tf.float32), tf.int32)
+        centre = tf.random.uniform([n], 0, length, dtype=tf.int32)
+        low, high = tf.maximum(centre - cut // 2, 0), tf.minimum(centre + cut - cut // 2, length)
+        at = tf.range(length)[None, :]
+        return (at >= low[:, None]) & (at < high[:, None])
+
+    box = span(height)[:, :, None] & span(width)[:, None, :]  # [n, height, width]
+    other = tf.random.shuffle(tf.range(n))
+    pasted = tf.where(box[..., None], tf.gather(images, other), images)
+    own = 1.0 - tf.reduce_mean(tf.cast(box, tf.float32), axis=[1, 2])[:, None]
+    return pasted, own * labels + (1.0 - own) * tf.gather(labels, other)

@@ -83,9 +83,8 @@ class TrainingConfig:
     graph it is given, so the two can never disagree.
     """
 
-    # MobileNetV2's width. 1.0 (the lab's backbone, bundled too) scored no
-    # better than 0.5 on the shared photos, at three times the weights and
-    # multiply-adds (docs/benchmarks.md).
+    # MobileNetV2's width. 1.0 (the lab's, bundled too) scored no better than
+    # 0.5, at three times the weights and multiply-adds (docs/benchmarks.md).
     alpha: float = _setting(0.5, choices=ALPHAS)
     # "bundled" (shipped with the repo), "imagenet" (downloads), "none", or a .h5 path.
     weights: str = "bundled"
@@ -105,10 +104,12 @@ class TrainingConfig:
     # and back, JPEG recompression, mild blur; each independently). What it
     # does for such photos is measured, not yet settled: docs/benchmarks.md.
     augment_degrade: float = _setting(0.3, low=0.0, high=1.0)
-    # Mixup: each training image blended with another of its batch (labels
-    # alike) by a weight from Beta(mixup, mixup); 0 turns it off. Off: 0.2
-    # scored 0.9165 against the default's 0.9278-0.9300 (docs/benchmarks.md).
+    # Mixup: each training image blended with another of its batch, one-hot
+    # labels alike, by a weight from Beta(mixup, mixup); 0 turns it off.
     mixup: float = _setting(0.0, low=0.0, high=10.0)
+    # CutMix: a box of another image of its batch pasted into each training
+    # image, the labels mixed by its area (1 - Beta(cutmix, cutmix)); 0: off.
+    cutmix: float = _setting(0.0, low=0.0, high=10.0)
     # Cross-entropy label smoothing.
     label_smoothing: float = _setting(0.1, low=0.0, high=0.9)
     # Images per training step.
@@ -127,9 +128,7 @@ class TrainingConfig:
     fine_tune_schedule: str = _setting("plateau", choices=SCHEDULES)
     # After early stopping has chosen each phase's epochs on validation, train
     # again from the start on train + validation for those epochs, at the
-    # learning rates they had (the eval split stays unseen). Off: on the
-    # 2,922 photos it scored no better (0.9255 against 0.9278 and 0.9300
-    # without) for about 1.7x the fitting time (docs/benchmarks.md).
+    # learning rates they had (eval stays unseen). Off: docs/benchmarks.md.
     final_fit: bool = False
     # Both phases stop after this many epochs without a better validation
     # accuracy (and keep their best weights); the learning rate drops 0.3x

@@ -178,6 +178,27 @@ def test_mixup_blends_each_example_with_another_keeping_the_larger_share():
     assert TrainingConfig().mixup == 0.0
 
 
+def test_cutmix_pastes_a_box_of_another_example_and_mixes_labels_by_its_area():
+    n = features.NUM_CLASSES  # one example per class: a label names its image
+    images = tf.constant(np.arange(n, dtype=np.float32)[:, None, None, None] * np.ones((1, 16, 12, 3), np.float32))
+    labels = tf.one_hot(np.arange(n), n)
+    tf.random.set_seed(7)
+    pasted, soft = inputs.cutmix(images, labels, 1.0)
+    pasted, soft = pasted.numpy(), soft.numpy()
+    np.testing.assert_allclose(soft.sum(axis=1), 1.0, rtol=1e-6)
+    for i in range(n):
+        values, counts = np.unique(pasted[i, :, :, 0], return_counts=True)
+        assert len(values) <= 2 and (pasted[i] == pasted[i, :, :, :1]).all()  # whole pixels, one box
+        shares = dict(zip(values.astype(int), counts / counts.sum()))
+        for source, share in shares.items():
+            assert soft[i, source] == pytest.approx(share, abs=1e-6) or (source == i and len(shares) == 1)
+        if len(shares) == 2:  # the pasted part is a rectangle
+            rows, cols = np.nonzero(pasted[i, :, :, 0] != i)
+            assert len(rows) == (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+    assert not np.allclose(soft, labels.numpy())  # some box was pasted
+    assert TrainingConfig().cutmix == 0.0
+
+
 def test_train_and_validation_combine_into_one_shuffled_set_each_example_once():
     cfg = TrainingConfig(batch_size=4)
 
