@@ -31,9 +31,11 @@ class Served(tf.Module):
     them branches on tensors) and without Keras's SavedModel format: the
     Keras save traced every layer and wrote Keras metadata no reader uses
     (export 6.4 -> 2.6 s, docs/performance.md). Nothing loads it back as a
-    Keras model; the warm start reads `WEIGHTS_FILE`."""
+    Keras model; the warm start reads `WEIGHTS_FILE`. With `flip`,
+    `serving_image` (so every signature, and the TFLite file converted from
+    it) averages each image's probabilities with its mirror image's."""
 
-    def __init__(self, model: keras.Model, tft_output: tft.TFTransformOutput):
+    def __init__(self, model: keras.Model, tft_output: tft.TFTransformOutput, flip: bool = False):
         super().__init__()
         self.model_variables = list(model.variables)  # tracked, so that the save writes them
         self.tft_layer = tft_output.transform_features_layer()
@@ -45,7 +47,10 @@ class Served(tf.Module):
             input_signature=[tf.TensorSpec(side, tf.float32, name=features.TRANSFORMED_IMAGE_KEY)], autograph=False
         )
         def serve_image(images):
-            return {features.PROBABILITIES_OUTPUT: model(images, training=False)}
+            probabilities = model(images, training=False)
+            if flip:
+                probabilities = (probabilities + model(tf.image.flip_left_right(images), training=False)) / 2
+            return {features.PROBABILITIES_OUTPUT: probabilities}
 
         @tf.function(
             input_signature=[tf.TensorSpec([None], tf.string, name=features.SERVING_BYTES_INPUT)], autograph=False
@@ -81,10 +86,12 @@ class Served(tf.Module):
         return self.serve_image(images)[features.PROBABILITIES_OUTPUT].numpy()
 
 
-def export(model: keras.Model, tft_output: tft.TFTransformOutput, path: str) -> Served:
+def export(model: keras.Model, tft_output: tft.TFTransformOutput, path: str, flip: bool = False) -> Served:
     """Save with the Transform graph inside and the serving signatures; the
-    saved module, whose `serve_image` the TFLite check calls."""
-    served = Served(model, tft_output)
+    saved module, whose `serve_image` the TFLite check calls. `flip`: every
+    signature averages the probabilities of each image and its mirror image
+    (`training.test_time_flip`)."""
+    served = Served(model, tft_output, flip)
     tf.saved_model.save(served, path, signatures=served.signatures())
     return served
 

@@ -49,7 +49,7 @@ def run_fn(fn_args: FnArgs) -> None:
         both = inputs.combined(train, val, cfg)
         chosen = history[names.CHOSEN_EPOCHS_HISTORY]
         history[names.FINAL_FIT_HISTORY] = final_fit(model, start, both.dataset, both.count, cfg, chosen)
-    served = export.export(model, tft_output, fn_args.serving_model_dir)
+    served = export.export(model, tft_output, fn_args.serving_model_dir, cfg.test_time_flip)
     if cfg.tflite:
         check = tflite.write_checked(served.probabilities, val.dataset, fn_args.serving_model_dir)
         history[tflite.HISTORY_KEY] = check.as_dict()

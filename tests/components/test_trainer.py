@@ -3,12 +3,13 @@
 import json
 import tempfile
 
+import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from samples import sample_examples
-from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
 
 from flowers import features
 from flowers.components import inputs, trainer
@@ -36,6 +37,7 @@ def transform_output(size: int) -> tft.TFTransformOutput:
             lambda inputs: preprocessing_fn(inputs, {IMAGE_SIZE_KEY: size})
         )
         _ = transform_fn | tft_beam.WriteTransformFn(out)
+    metadata_io.write_metadata(metadata, f"{out}/{tft.TFTransformOutput.RAW_METADATA_DIR}")  # as TFX's Transform does
     return tft.TFTransformOutput(out)
 
 
@@ -59,3 +61,27 @@ def test_training_config_reaches_the_trainer_validated():
     bad = json.dumps({**json.loads(TrainingConfig().to_json()), "batch_size": 0})
     with pytest.raises(SettingsError, match="batch_size=0"):
         trainer.training_config(tfx.components.FnArgs(custom_config={TRAINING_CONFIG_KEY: bad}))
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_the_exported_signatures_serve_the_model_with_or_without_test_time_flip(flip, tmp_path):
+    """`serving_image` is the model (or, with `test_time_flip`, the mean over
+    each image and its mirror image); `serving_default` is `serving_image`
+    after the Transform graph."""
+    from flowers.components import export
+    from flowers.components import model as model_lib
+    from flowers.images import decode_and_crop
+
+    size, jpeg = 64, sample_examples(1)[0].features.feature[features.IMAGE_KEY].bytes_list.value[0]
+    model = model_lib.build_model(TrainingConfig(augment=False), size)
+    export.export(model, transform_output(size), str(tmp_path), flip)
+    served = tf.saved_model.load(str(tmp_path))
+    image = tf.round(decode_and_crop(tf.constant(jpeg), size))[None]
+    expected = model(image).numpy()
+    if flip:
+        expected = (expected + model(tf.image.flip_left_right(image)).numpy()) / 2
+    from_image = served.signatures[features.IMAGE_SIGNATURE](**{features.TRANSFORMED_IMAGE_KEY: image})
+    from_bytes = served.signatures[features.BYTES_SIGNATURE](**{features.SERVING_BYTES_INPUT: tf.constant([jpeg])})
+    for out in (from_image, from_bytes):
+        np.testing.assert_allclose(out[features.PROBABILITIES_OUTPUT].numpy(), expected, atol=1e-5)
+    assert not np.allclose(model(image).numpy(), model(tf.image.flip_left_right(image)).numpy(), atol=1e-5)
