@@ -31,7 +31,7 @@ LOCAL_BEAM_ARGS = ("--direct_running_mode=multi_processing", "--direct_num_worke
 # (run.beam_multiprocessing_above_mb; flowers.data.layout.choose_beam_mode).
 IN_MEMORY_BEAM_ARGS = ("--direct_running_mode=in_memory",)
 # Measured: docs/performance.md.
-BEAM_MULTIPROCESSING_ABOVE_MB = 100.0
+BEAM_MULTIPROCESSING_ABOVE_MB = 500.0
 
 # Keys under which the pipeline hands values to user code (custom_config).
 TRAINING_CONFIG_KEY = "training"
@@ -257,11 +257,10 @@ class RunConfig:
     beam_args: tuple[str, ...] = LOCAL_BEAM_ARGS
     # A local run whose beam_args are the default runs Beam in its component's
     # process (in-memory DirectRunner) when the shards it reads total at most
-    # this many MB, and in one worker process per core above. Each worker is
-    # a fresh Python that imports TensorFlow (and loads the model) again, 10-20 s
-    # per Beam component on a 2-core machine, and 2 cores at most halve the
-    # work: the workers only pay back once a component's work takes several
-    # times their start-up. 0: always multi-processing.
+    # this many MB, and in one worker process per core above. Workers cost
+    # about 8 s per Beam component (a fresh Python importing TensorFlow) and
+    # at most halve the work on 2 cores: StatisticsGen was faster in-memory at
+    # every size measured, up to 557 MB (docs/performance.md). 0: always.
     beam_multiprocessing_above_mb: float = _setting(BEAM_MULTIPROCESSING_ABOVE_MB, low=0.0, high=10.0**7)
     # Reuse a component's earlier output when its inputs and settings are unchanged.
     enable_cache: bool = True
