@@ -27,13 +27,15 @@ WEIGHTS_FILE = "weights.h5"
 
 class Served(tf.Module):
     """What the SavedModel holds: the model's variables, the Transform graph
-    and three signatures, each traced once, without autograph (nothing in
-    them branches on tensors) and without Keras's SavedModel format: the
-    Keras save traced every layer and wrote Keras metadata no reader uses
-    (export 6.4 -> 2.6 s, docs/performance.md). Nothing loads it back as a
-    Keras model; the warm start reads `WEIGHTS_FILE`. With `flip`,
-    `serving_image` (so every signature, and the TFLite file converted from
-    it) averages each image's probabilities with its mirror image's."""
+    and three signatures. Each signature calls the one below it as a
+    concrete function (a `tf.function` called inside another is traced
+    again), so the model and the Transform graph are traced once; without
+    autograph (nothing in them branches on tensors); and not in Keras's
+    SavedModel format, which traced every layer and wrote Keras metadata no
+    reader uses (docs/performance.md). Nothing loads it back as a Keras
+    model; the warm start reads `WEIGHTS_FILE`. With `flip`, `serving_image`
+    (so every signature, and the TFLite file converted from it) averages
+    each image's probabilities with its mirror image's."""
 
     def __init__(self, model: keras.Model, tft_output: tft.TFTransformOutput, flip: bool = False):
         super().__init__()
@@ -43,21 +45,17 @@ class Served(tf.Module):
         class_names = tf.constant(features.CLASS_NAMES)
         side = [None, *model.inputs[0].shape[1:]]
 
-        @tf.function(
-            input_signature=[tf.TensorSpec(side, tf.float32, name=features.TRANSFORMED_IMAGE_KEY)], autograph=False
-        )
         def serve_image(images):
             probabilities = model(images, training=False)
             if flip:
                 probabilities = (probabilities + model(tf.image.flip_left_right(images), training=False)) / 2
             return {features.PROBABILITIES_OUTPUT: probabilities}
 
-        @tf.function(
-            input_signature=[tf.TensorSpec([None], tf.string, name=features.SERVING_BYTES_INPUT)], autograph=False
-        )
+        self.serve_image = _traced(serve_image, tf.TensorSpec(side, tf.float32, name=features.TRANSFORMED_IMAGE_KEY))
+
         def serve_bytes(image_bytes):
             xf = self.tft_layer({features.IMAGE_KEY: tf.reshape(image_bytes, [-1, 1])})
-            probabilities = serve_image(xf[features.TRANSFORMED_IMAGE_KEY])[features.PROBABILITIES_OUTPUT]
+            probabilities = self.serve_image(xf[features.TRANSFORMED_IMAGE_KEY])[features.PROBABILITIES_OUTPUT]
             ids = tf.argmax(probabilities, axis=-1)
             return {
                 features.PROBABILITIES_OUTPUT: probabilities,
@@ -65,25 +63,30 @@ class Served(tf.Module):
                 features.CLASS_NAME_OUTPUT: tf.gather(class_names, ids),
             }
 
-        @tf.function(
-            input_signature=[tf.TensorSpec([None], tf.string, name=features.SERVING_EXAMPLES_INPUT)], autograph=False
-        )
+        self.serve_bytes = _traced(serve_bytes, tf.TensorSpec([None], tf.string, name=features.SERVING_BYTES_INPUT))
+
         def serve_examples(examples):
             parsed = tf.io.parse_example(examples, image_spec)
-            return serve_bytes(tf.reshape(parsed[features.IMAGE_KEY], [-1]))
+            return self.serve_bytes(tf.reshape(parsed[features.IMAGE_KEY], [-1]))
 
-        self.serve_image, self.serve_bytes, self.serve_examples = serve_image, serve_bytes, serve_examples
+        self.serve_examples = _traced(
+            serve_examples, tf.TensorSpec([None], tf.string, name=features.SERVING_EXAMPLES_INPUT)
+        )
 
     def signatures(self) -> dict:
         return {
-            features.BYTES_SIGNATURE: self.serve_bytes.get_concrete_function(),
-            features.EXAMPLES_SIGNATURE: self.serve_examples.get_concrete_function(),
-            features.IMAGE_SIGNATURE: self.serve_image.get_concrete_function(),
+            features.BYTES_SIGNATURE: self.serve_bytes,
+            features.EXAMPLES_SIGNATURE: self.serve_examples,
+            features.IMAGE_SIGNATURE: self.serve_image,
         }
 
     def probabilities(self, images: tf.Tensor) -> np.ndarray:
         """[n, side, side, 3] images in [0, 255] -> [n, classes], as served."""
         return self.serve_image(images)[features.PROBABILITIES_OUTPUT].numpy()
+
+
+def _traced(fn, spec: tf.TensorSpec):
+    return tf.function(fn, input_signature=[spec], autograph=False).get_concrete_function()
 
 
 def export(model: keras.Model, tft_output: tft.TFTransformOutput, path: str, flip: bool = False) -> Served:
