@@ -182,7 +182,7 @@ def _plain(out: str, settings: dict) -> dict:
     held_out = split.get("validation", split.get("eval"))
     train, val = dataset(split["train"], True), dataset(held_out, False)
     model = model_lib.build_model(cfg, size)
-    history = fit(model, train, val, cfg, os.path.join(out, "plain-logs"))
+    history = fit(model, train, val, cfg, os.path.join(out, "plain-logs"), len(split["train"]))
     fit_seconds = sum(history["epoch_seconds"])
     predict_start = time.perf_counter()
     model.predict(dataset(split["eval"], False), verbose=0)  # the split the Evaluator grades

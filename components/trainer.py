@@ -43,7 +43,7 @@ def run_fn(fn_args: FnArgs) -> None:
         if fn_args.base_model:
             export.warm_start(model, os.path.join(os.path.dirname(fn_args.base_model), export.WEIGHTS_FILE))
     start = WeightsSnapshot(model)
-    history = fit(model, train.dataset, val.dataset, cfg, fn_args.model_run_dir)
+    history = fit(model, train.dataset, val.dataset, cfg, fn_args.model_run_dir, train.count)
     history["train_examples"], history["validation_examples"] = train.count, val.count
     if cfg.final_fit:
         both = inputs.combined(train, val, cfg)

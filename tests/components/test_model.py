@@ -214,3 +214,17 @@ def test_train_and_validation_combine_into_one_shuffled_set_each_example_once():
     assert both.count == 12
     seen = [int(v) for images, _ in both.dataset for v in images[:, 0, 0, 0].numpy()]
     assert sorted(seen) == list(range(12)) and seen != list(range(12))
+
+
+def test_one_iterator_keeps_epochs_whole_passes_in_a_new_order():
+    """Keras reads `steps` batches per epoch from one iterator: each epoch is
+    every example once, reshuffled, and the last batch may be short."""
+    from flowers.components.fit import one_iterator
+
+    batches = tf.data.Dataset.range(10).shuffle(10, seed=1, reshuffle_each_iteration=True).batch(4)
+    repeated, steps = one_iterator(batches, 10, 4)
+    assert steps == 3 and one_iterator(batches, None, 4) == (batches, None)
+    iterator = iter(repeated)
+    epochs = [[int(x) for _ in range(steps) for x in next(iterator)] for _ in range(3)]
+    assert all(sorted(epoch) == list(range(10)) for epoch in epochs)
+    assert len({tuple(epoch) for epoch in epochs}) > 1
