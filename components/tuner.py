@@ -72,13 +72,13 @@ class TrainingConfigSearch(keras_tuner.Tuner):
         self.base = base
         self.image_size = image_size
 
-    def run_trial(self, trial, train, val, log_root: str) -> dict[str, float]:
+    def run_trial(self, trial, train, val, log_root: str, train_examples: int | None = None) -> dict[str, float]:
         cfg = self.base.with_values(trial.hyperparameters.values)
         log.info("trial %s: %s", trial.trial_id, trial.hyperparameters.values)
         keras.backend.clear_session()
         keras.utils.set_random_seed(cfg.seed)
         model = model_lib.build_model(cfg, self.image_size)
-        history = fit(model, train, val, cfg, os.path.join(log_root, f"trial_{trial.trial_id}"))
+        history = fit(model, train, val, cfg, os.path.join(log_root, f"trial_{trial.trial_id}"), train_examples)
         # fit() restores the best epoch's weights: that is the trial's score.
         return {OBJECTIVE: max(history[OBJECTIVE])}
 
@@ -89,7 +89,8 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
     tft_output = tft.TFTransformOutput(fn_args.transform_graph_path)
     tuner = TrainingConfigSearch(base, inputs.image_size(tft_output), trials, directory=fn_args.working_dir)
     percent = fn_args.custom_config.get(VALIDATION_FROM_TRAIN_KEY)
-    train = inputs.input_dataset(
+    # batch_size is not searched: every trial reads these batches.
+    train = inputs.input_split(
         fn_args.train_files, fn_args.data_accessor, tft_output, base, True, carve=(percent, False) if percent else None
     )
     val = inputs.input_dataset(
@@ -97,7 +98,12 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
     )
     return TunerFnResult(
         tuner=tuner,
-        fit_kwargs={"train": train, "val": val, "log_root": os.path.join(fn_args.working_dir, "logs")},
+        fit_kwargs={
+            "train": train.dataset,
+            "val": val,
+            "log_root": os.path.join(fn_args.working_dir, "logs"),
+            "train_examples": train.count,
+        },
     )
 
 

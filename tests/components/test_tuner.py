@@ -16,11 +16,12 @@ from flowers.images import decode_and_crop
 # one head epoch and one fine-tuning epoch.
 TINY = TrainingConfig(batch_size=5, epochs=1, fine_tune_epochs=1)
 SIZE = 96
+TINY_EXAMPLES = 10  # tiny_dataset's photos
 
 
 def tiny_dataset(cfg: TrainingConfig) -> tf.data.Dataset:
     images, labels = [], []
-    for example in sample_examples(10):
+    for example in sample_examples(TINY_EXAMPLES):
         f = example.features.feature
         images.append(tf.round(decode_and_crop(f[features.IMAGE_KEY].bytes_list.value[0], SIZE)))
         labels.append(tf.one_hot(f[features.CLASS_KEY].int64_list.value[0], features.NUM_CLASSES))
@@ -35,6 +36,13 @@ def fn_args(tmp_path, monkeypatch):
     monkeypatch.setattr(inputs, "image_size", lambda tft_output: SIZE)
     monkeypatch.setattr(
         inputs, "input_dataset", lambda files, accessor, tft_output, cfg, training, carve=None: tiny_dataset(cfg)
+    )
+    monkeypatch.setattr(
+        inputs,
+        "input_split",
+        lambda files, accessor, tft_output, cfg, training, carve=None: inputs.Split(
+            tiny_dataset(cfg), TINY_EXAMPLES, None
+        ),
     )
     return tfx.components.FnArgs(
         working_dir=str(tmp_path),
