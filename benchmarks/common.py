@@ -21,6 +21,29 @@ def component_seconds(store) -> dict[str, float]:
     return {node: round(e.seconds, 1) for node, e in run.executions.items()}
 
 
+def split_examples(store) -> dict[str, list[tuple[bytes, int]]]:
+    """(JPEG bytes, class id) of each split of the newest Examples artifact
+    in the store (what ExampleGen wrote), in file order."""
+    import tensorflow as tf
+
+    from flowers import features
+
+    uri = store.get_artifacts_by_type("Examples")[-1].uri
+    spec = {
+        features.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
+        features.CLASS_KEY: tf.io.FixedLenFeature([], tf.int64),
+    }
+    split = {}
+    names = ("train", "validation", "eval") if tf.io.gfile.glob(f"{uri}/Split-validation") else ("train", "eval")
+    for name in names:
+        files = tf.io.gfile.glob(f"{uri}/Split-{name}/*")
+        rows = tf.data.TFRecordDataset(files, compression_type="GZIP").map(
+            lambda r: tf.io.parse_single_example(r, spec)
+        )
+        split[name] = [(r[features.IMAGE_KEY].numpy(), int(r[features.CLASS_KEY])) for r in rows]
+    return split
+
+
 def commit() -> str | None:
     """The checked-out commit, marked "+dirty" when tracked files differ from it."""
     try:

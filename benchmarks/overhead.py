@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 
-from common import DEFAULT_PHOTOS, commit, component_seconds, say
+from common import DEFAULT_PHOTOS, commit, component_seconds, say, split_examples
 
 # Issue 19's goals. The pipeline's fixed costs weigh less as the data grows:
 # 1.5x on a few hundred photos, 1.15x on all 2,922 (--per-class 0).
@@ -126,31 +126,6 @@ def _pipeline(data_root: str, out: str, settings: dict, python: str) -> dict:
     return {"wall": wall, "epoch_start": epoch_start}
 
 
-def _examples(out: str) -> dict[str, list]:
-    """(JPEG bytes, class) of each split ExampleGen wrote, found through ML Metadata."""
-    import tensorflow as tf
-
-    from flowers import features
-    from flowers.config import PipelineConfig
-    from flowers.runs import records
-
-    store = records.store_for(PipelineConfig(output_dir=out))
-    uri = store.get_artifacts_by_type("Examples")[-1].uri
-    spec = {
-        features.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
-        features.CLASS_KEY: tf.io.FixedLenFeature([], tf.int64),
-    }
-    split = {}
-    names = ("train", "validation", "eval") if tf.io.gfile.glob(f"{uri}/Split-validation") else ("train", "eval")
-    for name in names:
-        files = tf.io.gfile.glob(f"{uri}/Split-{name}/*")
-        rows = tf.data.TFRecordDataset(files, compression_type="GZIP").map(
-            lambda r: tf.io.parse_single_example(r, spec)
-        )
-        split[name] = [(r[features.IMAGE_KEY].numpy(), int(r[features.CLASS_KEY])) for r in rows]
-    return split
-
-
 def _plain(out: str, settings: dict) -> dict:
     """The same recipe without TFX: decode once, fit, predict the eval split."""
     import tensorflow as tf
@@ -161,8 +136,9 @@ def _plain(out: str, settings: dict) -> dict:
     from flowers.components.fit import fit
     from flowers.config import PipelineConfig
     from flowers.images import decode_and_crop
+    from flowers.runs import records
 
-    split = _examples(out)
+    split = split_examples(records.store_for(PipelineConfig(output_dir=out)))
     config = PipelineConfig().override(settings)
     cfg, size = config.training, config.data.image_size
     say(f"plain Keras: {len(split['train'])} train images")

@@ -20,7 +20,7 @@ import statistics
 import tempfile
 import time
 
-from common import commit, say
+from common import commit, say, split_examples
 
 
 def main(argv=None) -> None:
@@ -46,7 +46,7 @@ def main(argv=None) -> None:
     tft_output = tft.TFTransformOutput(store.get_artifacts_by_type("TransformGraph")[-1].uri)
     model = model_lib.build_model(config.training, inputs.image_size(tft_output))
     model.load_weights(os.path.join(summary.model_uri, export.WEIGHTS_FILE))
-    jpegs, truth = _eval_split(store, features)
+    jpegs, truth = map(list, zip(*split_examples(store)["eval"]))
     say(f"model of run {summary.run_id}: {len(truth)} eval photos, {args.requests} one-photo requests")
 
     result = {
@@ -67,19 +67,6 @@ def main(argv=None) -> None:
         "accuracy_points": round(100 * (flipped["accuracy"] - plain["accuracy"]), 2),
     }
     print(json.dumps(result, default=str))
-
-
-def _eval_split(store, features) -> tuple[list[bytes], list[int]]:
-    import tensorflow as tf
-
-    uri = store.get_artifacts_by_type("Examples")[-1].uri
-    spec = {
-        features.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
-        features.CLASS_KEY: tf.io.FixedLenFeature([], tf.int64),
-    }
-    rows = tf.data.TFRecordDataset(tf.io.gfile.glob(f"{uri}/Split-eval/*"), compression_type="GZIP")
-    parsed = [tf.io.parse_single_example(r, spec) for r in rows]
-    return [p[features.IMAGE_KEY].numpy() for p in parsed], [int(p[features.CLASS_KEY]) for p in parsed]
 
 
 def _measure(serve, jpegs: list[bytes], truth: list[int], requests: int, features) -> dict:
