@@ -134,7 +134,10 @@ def _state(context, run: records.RunRecord, run_id: str, live_run, pushed_to, bl
         return State.DATA_REFUSED
     if run.failed_component:
         return State.FAILED
-    if run.unfinished:
+    if run.unfinished or SETTINGS_PROPERTY not in context.custom_properties:
+        # Settings are recorded where a run ends (its worker's end, or its
+        # supervisor's conclusion): a run without them that holds no lock was
+        # killed, maybe between two components, where no execution is unfinished.
         return State.RUNNING if run_id == live_run else State.INTERRUPTED
     if blessing is not None and not blessed:
         return State.REFUSED
