@@ -45,16 +45,21 @@ def test_a_split_out_of_balance_is_an_anomaly():
 
 
 def test_images_that_do_not_decode_are_named_by_split_shard_and_record(tmp_path):
-    good, bad = sample_examples(2)
+    good, bad, cut = sample_examples(3)
     bad.features.feature[features.IMAGE_KEY].bytes_list.value[0] = b"this is no JPEG"
-    for split, records in (("train", [good, good]), ("eval", [good, bad])):
+    jpeg = cut.features.feature[features.IMAGE_KEY].bytes_list.value[0]
+    cut.features.feature[features.IMAGE_KEY].bytes_list.value[0] = jpeg[: len(jpeg) // 2]  # a photo cut short
+    for split, records in (("train", [good, good, cut]), ("eval", [good, bad])):
         (tmp_path / f"Split-{split}").mkdir()
         with tf.io.TFRecordWriter(str(tmp_path / f"Split-{split}" / "data_tfrecord-00000-of-00001.gz"), "GZIP") as w:
             for example in records:
                 w.write(example.SerializeToString())
     examples = tf_examples(str(tmp_path), ["train", "eval"])
     label = bad.features.feature[features.LABEL_KEY].bytes_list.value[0].decode()
-    (line,) = gates.undecodable_images(examples)
+    cut_label = cut.features.feature[features.LABEL_KEY].bytes_list.value[0].decode()
+    train_line, eval_line = gates.undecodable_images(examples)
+    assert train_line.startswith(f"train: Split-train/data_tfrecord-00000-of-00001.gz record 2 ({cut_label}): ")
+    line = eval_line
     assert line.startswith(
         f"eval: Split-eval/data_tfrecord-00000-of-00001.gz record 1 ({label}): image does not decode ("
     )
