@@ -46,6 +46,7 @@ def main(argv=None) -> None:
 
     from flowers.components import baseline, evaluation, evaluator, names
     from flowers.config import IN_MEMORY_BEAM_ARGS, PipelineConfig
+    from flowers.pipeline.pipeline import beam_pipeline_args
     from flowers.runs import records, report_data
 
     config = PipelineConfig(output_dir=args.output_dir)
@@ -83,7 +84,10 @@ def main(argv=None) -> None:
         if executor_class is evaluator.Executor:
             properties["module_path"] = evaluator.__name__
         context = base_beam_executor.BaseBeamExecutor.Context(
-            beam_pipeline_args=list(IN_MEMORY_BEAM_ARGS), tmp_dir=f"{work}/tmp", unique_id="benchmark"
+            # As the pipeline's Beam components get them: naming a package spares TFX's sdist.
+            beam_pipeline_args=beam_pipeline_args(IN_MEMORY_BEAM_ARGS),
+            tmp_dir=f"{work}/tmp",
+            unique_id="benchmark",
         )
         executor_class(context).Do(inputs, outputs, properties)
 

@@ -33,6 +33,7 @@ def fit(
     """
     timer = EpochTimer()
     train, steps = one_iterator(train, train_examples, cfg.batch_size)
+    val = without_autotune_thread(val)
 
     def callbacks(phase: str, first_epoch: int = 0):
         stop = keras.callbacks.EarlyStopping(
@@ -95,9 +96,22 @@ def one_iterator(batches: tf.data.Dataset, examples: int | None, batch_size: int
     thread, 5-14 s between epochs on the 2,922 photos (docs/performance.md).
     Epochs stay whole passes in a new shuffled order (the shuffle comes
     before the batching and the repeat)."""
+    batches = without_autotune_thread(batches)
     if not examples:
         return batches, None
     return batches.repeat(), math.ceil(examples / batch_size)
+
+
+def without_autotune_thread(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """`dataset` without tf.data's autotuning thread, whose end an iterator's
+    destructor waits for: 50 s once between the two phases on the 2,922
+    photos, with one iterator per phase (docs/performance.md). The inputs are
+    decoded once and cached, so there is little to tune: `AUTOTUNE` map
+    parallelism becomes the core count, and prefetching tunes its own
+    buffer (its legacy autotuner, which needs no thread)."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
 
 
 def cosine_rate(epoch: int, epochs: int, peak: float) -> float:

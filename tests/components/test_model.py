@@ -223,7 +223,11 @@ def test_one_iterator_keeps_epochs_whole_passes_in_a_new_order():
 
     batches = tf.data.Dataset.range(10).shuffle(10, seed=1, reshuffle_each_iteration=True).batch(4)
     repeated, steps = one_iterator(batches, 10, 4)
-    assert steps == 3 and one_iterator(batches, None, 4) == (batches, None)
+    assert steps == 3
+    unrepeated, no_steps = one_iterator(batches, None, 4)
+    assert no_steps is None and unrepeated.cardinality() == 3
+    # No autotuning thread, whose end an iterator's destructor would wait for.
+    assert repeated.options().autotune.enabled is False and unrepeated.options().autotune.enabled is False
     iterator = iter(repeated)
     epochs = [[int(x) for _ in range(steps) for x in next(iterator)] for _ in range(3)]
     assert all(sorted(epoch) == list(range(10)) for epoch in epochs)

@@ -1,7 +1,6 @@
 """The Trainer takes its input size from the Transform graph it is given."""
 
 import json
-import tempfile
 
 import numpy as np
 import pytest
@@ -17,8 +16,8 @@ from flowers.components.transform import preprocessing_fn
 from flowers.config import IMAGE_SIZE_KEY, TRAINING_CONFIG_KEY, PipelineConfig, SettingsError, TrainingConfig
 
 
-def transform_output(size: int) -> tft.TFTransformOutput:
-    """A real Transform graph (tf.Transform's Beam implementation) at `size` px."""
+def transform_output(size: int, folder) -> tft.TFTransformOutput:
+    """A real Transform graph (tf.Transform's Beam implementation) at `size` px, written under `folder`."""
     raw = [
         {
             features.IMAGE_KEY: [e.features.feature[features.IMAGE_KEY].bytes_list.value[0]],
@@ -31,8 +30,8 @@ def transform_output(size: int) -> tft.TFTransformOutput:
         features.CLASS_KEY: tf.io.FixedLenFeature([1], tf.int64),
     }
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
-    out = tempfile.mkdtemp()
-    with tft_beam.Context(temp_dir=tempfile.mkdtemp()):
+    out = str(folder / "transform_graph")
+    with tft_beam.Context(temp_dir=str(folder / "tft-tmp")):
         _, transform_fn = (raw, metadata) | tft_beam.AnalyzeAndTransformDataset(
             lambda inputs: preprocessing_fn(inputs, {IMAGE_SIZE_KEY: size})
         )
@@ -41,8 +40,8 @@ def transform_output(size: int) -> tft.TFTransformOutput:
     return tft.TFTransformOutput(out)
 
 
-def test_model_input_size_is_the_transform_graphs():
-    assert inputs.image_size(transform_output(64)) == 64
+def test_model_input_size_is_the_transform_graphs(tmp_path):
+    assert inputs.image_size(transform_output(64, tmp_path)) == 64
 
 
 def test_an_image_size_in_the_trainer_config_is_refused_by_name():
@@ -73,7 +72,7 @@ def test_the_exported_signatures_serve_the_model_with_and_without_test_time_flip
     from flowers.images import decode_and_crop
 
     size, jpeg = 64, sample_examples(1)[0].features.feature[features.IMAGE_KEY].bytes_list.value[0]
-    model, graph = model_lib.build_model(TrainingConfig(augment=False), size), transform_output(size)
+    model, graph = model_lib.build_model(TrainingConfig(augment=False), size), transform_output(size, tmp_path)
     image = tf.round(decode_and_crop(tf.constant(jpeg), size))[None]
     plain, mirrored = model(image).numpy(), model(tf.image.flip_left_right(image)).numpy()
     assert not np.allclose(plain, mirrored, atol=1e-5)

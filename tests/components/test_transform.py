@@ -1,7 +1,5 @@
 """preprocessing_fn run through tf.Transform's Beam implementation."""
 
-import tempfile
-
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform.beam as tft_beam
@@ -13,7 +11,7 @@ from flowers.components.transform import preprocessing_fn
 from flowers.config import IMAGE_SIZE_KEY
 
 
-def test_preprocessing_fn_decodes_and_crops_to_whole_pixel_values():
+def test_preprocessing_fn_decodes_and_crops_to_whole_pixel_values(tmp_path):
     examples = sample_examples(6)
     raw = [
         {
@@ -30,7 +28,7 @@ def test_preprocessing_fn_decodes_and_crops_to_whole_pixel_values():
             }
         )
     )
-    with tft_beam.Context(temp_dir=tempfile.mkdtemp()):
+    with tft_beam.Context(temp_dir=str(tmp_path)):
         (transformed, _), _ = (raw, metadata) | tft_beam.AnalyzeAndTransformDataset(
             lambda inputs: preprocessing_fn(inputs, {IMAGE_SIZE_KEY: 96})
         )
