@@ -95,7 +95,8 @@ def one_iterator(batches: tf.data.Dataset, examples: int | None, batch_size: int
     per epoch: destroying a spent tf.data iterator waits for its autotuning
     thread, 5-14 s between epochs on the 2,922 photos (docs/performance.md).
     Epochs stay whole passes in a new shuffled order (the shuffle comes
-    before the batching and the repeat)."""
+    before the batching and the repeat). Without tf.data's autotuning thread
+    either way (`without_autotune_thread`)."""
     batches = without_autotune_thread(batches)
     if not examples:
         return batches, None
